@@ -1,0 +1,1 @@
+"""imageshare package."""
