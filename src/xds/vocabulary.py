@@ -275,3 +275,7 @@ NS_WSAW: Final = "http://www.w3.org/2006/05/addressing/wsdl"
 NS_WSAM: Final = "http://www.w3.org/2007/05/addressing/metadata"
 NS_XSD: Final = "http://www.w3.org/2001/XMLSchema"
 SOAP_HTTP_TRANSPORT: Final = "http://schemas.xmlsoap.org/soap/http"
+
+# -- ITI-51 Multi-Patient Stored Query (ITI TF-2b §3.51.5) -------------------------------------
+ITI51_ACTION: Final = "urn:ihe:iti:2009:MultiPatientStoredQuery"
+ITI51_RESPONSE_ACTION: Final = "urn:ihe:iti:2009:MultiPatientStoredQueryResponse"
