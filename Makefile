@@ -24,7 +24,6 @@ up: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/test-services.sh
-	$(BIN)/lint-imports --config setup.cfg
 	$(BIN)/python -m pytest -n 2 --timeout 600 $(PYTEST_ARGS)
 
 bench: $(STAMP)

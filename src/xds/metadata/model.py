@@ -97,6 +97,8 @@ class DocumentEntry(RegistryObject):
     uri: str | None = None
     document_availability: str | None = None
     reference_ids: list[str] = field(default_factory=list)
+    # ITI TF-3 §4.2.3.2 (limitedMetadata): XDR/XDM only; an XDS registry rejects it.
+    limited_metadata: bool = False
 
     @property
     def size_bytes(self) -> int | None:
@@ -117,6 +119,8 @@ class SubmissionSet(RegistryObject):
     content_type_code: Code | None = None
     authors: list[Author] = field(default_factory=list)
     intended_recipients: list[str] = field(default_factory=list)
+    # ITI TF-3 §4.2.3.3 (limitedMetadata): XDR/XDM only; an XDS registry rejects it.
+    limited_metadata: bool = False
 
 
 @dataclass(slots=True, kw_only=True)
@@ -128,6 +132,8 @@ class Folder(RegistryObject):
     patient_id: str | None = None
     codes: list[Code] = field(default_factory=list)
     last_update_time: str | None = None
+    # ITI TF-3 §4.2.3.4 (limitedMetadata): XDR/XDM only; an XDS registry rejects it.
+    limited_metadata: bool = False
 
 
 @dataclass(slots=True, kw_only=True)

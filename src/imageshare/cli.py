@@ -1,0 +1,36 @@
+"""The ``xds`` command: every actor's commands plugged into one group (the composition root)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from registry.cli import registry
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(package_name="imageshare-xds", prog_name="xds")
+def main() -> None:
+    """Patient-controlled image sharing on IHE XDS-I.b: registry, repository, imaging source and
+    consumer, each a SOAP 1.2 service."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+main.add_command(registry)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", help="Address to listen on")
+@click.option("--port", default=8010, type=int, help="HTTP port of every actor")
+@click.option("--data-dir", default="data", type=click.Path(path_type=Path), help="Where databases and stores live")
+@click.option("--codes", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Affinity-domain code set (codes.xml)")
+@click.option("--mllp-port", default=2575, type=int, help="ITI-8 MLLP port; 0 disables the feed")
+def up(host: str, port: int, data_dir: Path, codes: Path | None, mllp_port: int) -> None:
+    """Run every actor in one process on SQLite and local files."""
+    from imageshare.up import UpSettings, run_up
+
+    run_up(UpSettings(host=host, port=port, data_dir=data_dir, codes=codes, mllp_port=mllp_port))

@@ -1,0 +1,66 @@
+"""``xds up``: every actor in one process on the embedded default (SQLite and local files).
+
+Each actor builds its own Starlette app; this module only composes them: their routes in one app
+on one port, and their lifespans (MLLP listeners, DICOM listeners, background jobs) entered in
+order and left in reverse. No protocol logic lives here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from registry.app import build_registry_app, describe_endpoints
+from registry.config import RegistrySettings
+from xds.http.server import run_server
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpSettings:
+    host: str = "127.0.0.1"
+    port: int = 8010
+    data_dir: Path = Path("data")
+    codes: Path | None = None
+    mllp_port: int = 2575
+
+
+def compose(apps: Sequence[Starlette]) -> Starlette:
+    """One app with every actor's routes, running every actor's lifespan."""
+    routes: list[BaseRoute] = [route for app in apps for route in app.routes]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            for app in apps:
+                await stack.enter_async_context(app.router.lifespan_context(app))
+            yield
+
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def build_up_app(settings: UpSettings) -> tuple[Starlette, list[str]]:
+    """The composed app and the endpoint lines to log."""
+    registry = RegistrySettings(
+        host=settings.host,
+        port=settings.port,
+        data_dir=settings.data_dir,
+        codes=settings.codes,
+        mllp_port=settings.mllp_port,
+    )
+    return compose([build_registry_app(registry)]), describe_endpoints(registry)
+
+
+def run_up(settings: UpSettings) -> None:
+    app, endpoints = build_up_app(settings)
+    log.info("data directory: %s", settings.data_dir.resolve())
+    for line in endpoints:
+        log.info("%s", line)
+    run_server(app, host=settings.host, port=settings.port)

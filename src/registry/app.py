@@ -1,0 +1,173 @@
+"""The Document Registry as a service: the SOAP endpoint (ITI-42, ITI-18), the ITI-8 MLLP
+listener, and the process that runs them.
+
+``/registry`` answers both transactions (dispatch is on wsa:Action); ``/registry?wsdl`` serves the
+DocumentRegistry WSDL. Database work runs in worker threads so the event loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import fields
+from pathlib import Path
+
+import anyio.to_thread
+from lxml import etree
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+
+from registry.config import RegistrySettings
+from registry.iti8 import PatientIdentityFeed
+from registry.iti18 import RegistryStoredQuery
+from registry.iti42 import DocumentRegistry
+from registry.mllp import MllpServer, serve_mllp
+from registry.store.db import make_engine, upgrade
+from xds.errors import ErrorCode, RegistryError
+from xds.http.server import SoapRequest, SoapResponse, SoapService, run_server, soap_routes
+from xds.metadata.responses import build_adhoc_query_response, build_registry_response
+from xds.vocabulary import NS_LCM, NS_QUERY, Action
+from xds.wsdl import DOCUMENT_REGISTRY, WsdlProvider
+
+log = logging.getLogger(__name__)
+
+PATH = "/registry"
+_SUBMIT = f"{{{NS_LCM}}}SubmitObjectsRequest"
+_QUERY = f"{{{NS_QUERY}}}AdhocQueryRequest"
+
+
+def _local(element: etree._Element) -> str:
+    return etree.QName(element).localname
+
+
+def registry_service(
+    registry: DocumentRegistry, queries: RegistryStoredQuery, *, schemas: Path | None = None
+) -> SoapService:
+    """The SOAP endpoint of the Document Registry."""
+
+    async def register(request: SoapRequest) -> SoapResponse:
+        # ITI TF-2b §3.42.4.1.1: the body of ITI-42 is an lcm:SubmitObjectsRequest (NIST checks
+        # that the action matches the body).
+        if request.body.tag != _SUBMIT:
+            errors = [
+                RegistryError(
+                    ErrorCode.REGISTRY_METADATA_ERROR,
+                    f"{Action.ITI42} carries {_local(request.body)}, not lcm:SubmitObjectsRequest",
+                )
+            ]
+        else:
+            errors = await anyio.to_thread.run_sync(registry.register, request.body)
+        return SoapResponse(action=Action.ITI42_RESPONSE, body=build_registry_response(errors))
+
+    async def stored_query(request: SoapRequest) -> SoapResponse:
+        # ITI TF-2a §3.18.4.1.1: the body of ITI-18 is a query:AdhocQueryRequest.
+        if request.body.tag != _QUERY:
+            body = build_adhoc_query_response(
+                objects=None,
+                errors=[
+                    RegistryError(
+                        ErrorCode.REGISTRY_ERROR,
+                        f"{Action.ITI18} carries {_local(request.body)}, not query:AdhocQueryRequest",
+                    )
+                ],
+            )
+        else:
+            body = await anyio.to_thread.run_sync(queries.respond, request.body)
+        return SoapResponse(action=Action.ITI18_RESPONSE, body=body)
+
+    return SoapService(
+        path=PATH,
+        handlers={Action.ITI42: register, Action.ITI18: stored_query},
+        wsdl=WsdlProvider(DOCUMENT_REGISTRY, schema_dir=schemas),
+        name="DocumentRegistry",
+    )
+
+
+def build_registry_app(settings: RegistrySettings, *, engine: Engine | None = None) -> Starlette:
+    """The registry's ASGI app; the lifespan starts the ITI-8 listener when a port is set."""
+    engine = engine or make_engine(settings.database_url())
+    upgrade(engine)
+    codes = None
+    if settings.codes is not None:
+        from profiles.codes import load_code_set
+
+        codes = load_code_set(settings.codes)
+    registry = DocumentRegistry(engine, codes=codes, store_extra_metadata=settings.store_extra_metadata)
+    queries = RegistryStoredQuery(engine, max_results=settings.max_results)
+    feed = PatientIdentityFeed(registry.patients)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        mllp: MllpServer | None = None
+        if settings.mllp_port:
+            try:
+                mllp = await serve_mllp(
+                    feed, host=settings.mllp_host, port=settings.mllp_port, oversize_reply=feed.reject_oversize
+                )
+            except OSError as exc:
+                # With several workers one of them holds the MLLP port; the others serve HTTP only.
+                log.warning("ITI-8 listener not started in this process: %s", exc)
+        try:
+            yield
+        finally:
+            if mllp is not None:
+                await mllp.stop()
+            engine.dispose()
+
+    routes = soap_routes(
+        services=[registry_service(registry, queries, schemas=settings.schemas)],
+        spool_dir=settings.data_dir / "spool" / "registry",
+        max_body_bytes=settings.max_body_bytes,
+        max_envelope_bytes=settings.max_body_bytes,
+    )
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def app_from_environment() -> Starlette:
+    """App factory for worker processes: settings come from ``XDS_REGISTRY_*`` variables."""
+    from xds.settings import load_settings
+
+    return build_registry_app(load_settings(RegistrySettings, section="registry"))
+
+
+def _export(settings: RegistrySettings) -> None:
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if value is not None:
+            os.environ[f"XDS_REGISTRY_{f.name.upper()}"] = str(value)
+
+
+def describe_endpoints(settings: RegistrySettings) -> list[str]:
+    base = f"http://{settings.host}:{settings.port}{PATH}"
+    lines = [
+        f"Document Registry ITI-42 Register Document Set-b:  {base}",
+        f"Document Registry ITI-18 Registry Stored Query:    {base}",
+        f"WSDL:                                              {base}?wsdl",
+    ]
+    if settings.mllp_port:
+        lines.append(f"ITI-8 Patient Identity Feed (HL7 v2 over MLLP):   mllp://{settings.mllp_host}:{settings.mllp_port}")
+    return lines
+
+
+def serve_registry(settings: RegistrySettings) -> None:
+    """Run the registry until interrupted, logging the endpoints it serves."""
+    engine = make_engine(settings.database_url())
+    upgrade(engine)
+    engine.dispose()
+    log.info("database: %s", make_engine(settings.database_url()).url.render_as_string(hide_password=True))
+    for line in describe_endpoints(settings):
+        log.info("%s", line)
+    if settings.workers > 1:
+        _export(settings)
+        run_server(
+            "registry.app:app_from_environment",
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            factory=True,
+            log_level=settings.log_level,
+        )
+    else:
+        run_server(build_registry_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)

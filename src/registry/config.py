@@ -1,0 +1,36 @@
+"""The Document Registry's settings (see :mod:`xds.settings` for how they are layered)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from registry.store.db import sqlite_url
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegistrySettings:
+    """Everything ``xds registry serve`` can be told; section ``[registry]``, env ``XDS_REGISTRY_*``."""
+
+    host: str = "127.0.0.1"
+    port: int = 8010
+    # SQLAlchemy URL; empty = SQLite (WAL) at <data_dir>/registry.sqlite.
+    db: str | None = None
+    data_dir: Path = Path("data")
+    # Affinity-domain code set (codes.xml format); empty = codes are not checked.
+    codes: Path | None = None
+    # Directory of the ebRS/IHE schemas, served at ?xsd= and referenced by the WSDL.
+    schemas: Path | None = None
+    mllp_host: str = "127.0.0.1"
+    # ITI-8 listener port; 0 disables the feed.
+    mllp_port: int = 2575
+    # ITI TF-2a §3.18.4.1.3: XDSTooManyResults above this many objects.
+    max_results: int = 5000
+    max_body_bytes: int = 64 * 1024 * 1024
+    # Store extra (urn:) metadata and return it (else: warning XDSExtraMetadataNotSaved).
+    store_extra_metadata: bool = True
+    workers: int = 1
+    log_level: str = "info"
+
+    def database_url(self) -> str:
+        return self.db or sqlite_url(self.data_dir)

@@ -1,0 +1,1 @@
+"""The registry's persistence: schema, engine set-up and migrations, writer and query reader."""

@@ -1,0 +1,306 @@
+"""Row-level access to registry objects: look-ups the ITI-42 checklist needs, inserts of a
+submission, and the in-place updates of the lifecycle (status, folder time, patient merge).
+
+All functions take an open SQLAlchemy ``Connection`` so that the caller owns the transaction:
+an ITI-42 submission is checked and committed in one transaction (all or nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from lxml import etree
+from sqlalchemy import Connection, insert, select, update
+
+from registry.store import schema as t
+from xds.metadata.model import Association, DocumentEntry, Folder, SubmissionSet
+from xds.vocabulary import NS_RIM, IdScheme, SlotName
+
+KIND_DOCUMENT = "DocumentEntry"
+KIND_SUBMISSION_SET = "SubmissionSet"
+KIND_FOLDER = "Folder"
+KIND_ASSOCIATION = "Association"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRef:
+    """What the registry knows of an existing object, for reference checks."""
+
+    kind: str
+    entry_uuid: str
+    row_id: int
+    patient_id: str | None
+    status: str
+    unique_id: str | None = None
+
+
+_LOOKUPS = (
+    (KIND_DOCUMENT, t.document_entry, True),
+    (KIND_SUBMISSION_SET, t.submission_set, True),
+    (KIND_FOLDER, t.folder, True),
+    (KIND_ASSOCIATION, t.association, False),
+)
+
+
+def resolve_uuids(conn: Connection, uuids: Iterable[str]) -> dict[str, StoredRef]:
+    """Find which of ``uuids`` exist in the registry, and as what."""
+    wanted = sorted(set(uuids))
+    found: dict[str, StoredRef] = {}
+    if not wanted:
+        return found
+    for kind, table, has_patient in _LOOKUPS:
+        cols = [table.c.entry_uuid, table.c.id, table.c.status]
+        if has_patient:
+            cols += [table.c.patient_id, table.c.unique_id]
+        for chunk in _chunks(wanted, 500):
+            for row in conn.execute(select(*cols).where(table.c.entry_uuid.in_(chunk))):
+                found[row.entry_uuid] = StoredRef(
+                    kind=kind,
+                    entry_uuid=row.entry_uuid,
+                    row_id=row.id,
+                    patient_id=row.patient_id if has_patient else None,
+                    status=row.status,
+                    unique_id=row.unique_id if has_patient else None,
+                )
+    return found
+
+
+def documents_by_unique_id(
+    conn: Connection, unique_ids: Iterable[str]
+) -> dict[str, list[tuple[str | None, int | None]]]:
+    """(hash, size) of every registered DocumentEntry with each uniqueId."""
+    wanted = sorted(set(unique_ids))
+    out: dict[str, list[tuple[str | None, int | None]]] = {}
+    d = t.document_entry
+    for chunk in _chunks(wanted, 500):
+        rows = conn.execute(select(d.c.unique_id, d.c.hash, d.c.size).where(d.c.unique_id.in_(chunk)))
+        for row in rows:
+            out.setdefault(row.unique_id, []).append((row.hash, row.size))
+    return out
+
+
+def existing_package_unique_ids(conn: Connection, unique_ids: Iterable[str]) -> set[str]:
+    """Which uniqueIds are already used by a SubmissionSet or a Folder."""
+    wanted = sorted(set(unique_ids))
+    found: set[str] = set()
+    for table in (t.submission_set, t.folder):
+        for chunk in _chunks(wanted, 500):
+            found.update(
+                conn.execute(select(table.c.unique_id).where(table.c.unique_id.in_(chunk))).scalars()
+            )
+    return found
+
+
+# -- inserts -------------------------------------------------------------------------------
+
+
+def insert_document_entries(
+    conn: Connection, entries: Sequence[tuple[DocumentEntry, bytes]]
+) -> dict[str, int]:
+    """Insert entries with their encoded XML; return entry_uuid -> row id."""
+    ids: dict[str, int] = {}
+    codes: list[dict[str, object]] = []
+    authors: list[dict[str, object]] = []
+    refs: list[dict[str, object]] = []
+    for de, xml in entries:
+        row_id = conn.execute(insert(t.document_entry).values(_document_row(de, xml))).inserted_primary_key[0]
+        ids[de.id] = row_id
+        codes += [{"entry_id": row_id, "kind": "conf", "code": c.code, "scheme": c.scheme} for c in de.confidentiality_codes]
+        codes += [{"entry_id": row_id, "kind": "event", "code": c.code, "scheme": c.scheme} for c in de.event_codes]
+        authors += [{"entry_id": row_id, "person": a.person} for a in de.authors if a.person]
+        refs += [{"entry_id": row_id, "value": v} for v in de.reference_ids]
+    if codes:
+        conn.execute(insert(t.document_entry_code), codes)
+    if authors:
+        conn.execute(insert(t.document_entry_author), authors)
+    if refs:
+        conn.execute(insert(t.document_entry_reference), refs)
+    return ids
+
+
+def _document_row(de: DocumentEntry, xml: bytes) -> dict[str, object]:
+    def code(c: object, attr: str) -> str | None:
+        return getattr(c, attr) if c is not None else None
+
+    return {
+        "entry_uuid": de.id,
+        "unique_id": de.unique_id,
+        "patient_id": de.patient_id,
+        "status": de.status,
+        "object_type": de.object_type,
+        "mime_type": de.mime_type,
+        "hash": de.hash.lower() if de.hash else None,
+        "size": de.size_bytes,
+        "repository_unique_id": de.repository_unique_id,
+        "creation_time": de.creation_time,
+        "service_start_time": de.service_start_time,
+        "service_stop_time": de.service_stop_time,
+        "class_code": code(de.class_code, "code"),
+        "class_scheme": code(de.class_code, "scheme"),
+        "type_code": code(de.type_code, "code"),
+        "type_scheme": code(de.type_code, "scheme"),
+        "format_code": code(de.format_code, "code"),
+        "format_scheme": code(de.format_code, "scheme"),
+        "hcft_code": code(de.healthcare_facility_type_code, "code"),
+        "hcft_scheme": code(de.healthcare_facility_type_code, "scheme"),
+        "practice_code": code(de.practice_setting_code, "code"),
+        "practice_scheme": code(de.practice_setting_code, "scheme"),
+        "xml": xml,
+    }
+
+
+def insert_submission_set(conn: Connection, ss: SubmissionSet, xml: bytes) -> int:
+    row_id = conn.execute(
+        insert(t.submission_set).values(
+            entry_uuid=ss.id,
+            unique_id=ss.unique_id,
+            source_id=ss.source_id,
+            patient_id=ss.patient_id,
+            status=ss.status,
+            submission_time=ss.submission_time,
+            content_type_code=ss.content_type_code.code if ss.content_type_code else None,
+            content_type_scheme=ss.content_type_code.scheme if ss.content_type_code else None,
+            xml=xml,
+        )
+    ).inserted_primary_key[0]
+    authors = [{"set_id": row_id, "person": a.person} for a in ss.authors if a.person]
+    if authors:
+        conn.execute(insert(t.submission_set_author), authors)
+    return row_id
+
+
+def insert_folders(conn: Connection, folders: Sequence[tuple[Folder, bytes]]) -> None:
+    for fd, xml in folders:
+        row_id = conn.execute(
+            insert(t.folder).values(
+                entry_uuid=fd.id,
+                unique_id=fd.unique_id,
+                patient_id=fd.patient_id,
+                status=fd.status,
+                last_update_time=fd.last_update_time,
+                xml=xml,
+            )
+        ).inserted_primary_key[0]
+        codes = [{"folder_id": row_id, "code": c.code, "scheme": c.scheme} for c in fd.codes]
+        if codes:
+            conn.execute(insert(t.folder_code), codes)
+
+
+def insert_associations(conn: Connection, assocs: Sequence[tuple[Association, bytes]]) -> None:
+    if not assocs:
+        return
+    conn.execute(
+        insert(t.association),
+        [
+            {
+                "entry_uuid": a.id,
+                "association_type": a.association_type,
+                "source_uuid": a.source,
+                "target_uuid": a.target,
+                "status": a.status,
+                "xml": xml,
+            }
+            for a, xml in assocs
+        ],
+    )
+
+
+# -- lifecycle updates ----------------------------------------------------------------------
+
+
+def set_document_status(conn: Connection, entry_uuids: Iterable[str], status: str) -> None:
+    """Change availabilityStatus of entries, in the column and in the stored encoding."""
+    d = t.document_entry
+    for chunk in _chunks(sorted(set(entry_uuids)), 500):
+        for row in conn.execute(select(d.c.id, d.c.xml).where(d.c.entry_uuid.in_(chunk))):
+            xml = _patch(row.xml, status=status)
+            conn.execute(update(d).where(d.c.id == row.id).values(status=status, xml=xml))
+
+
+def set_folder_last_update(conn: Connection, folder_uuids: Iterable[str], when: str) -> None:
+    """ITI TF-3 §4.2.3.4.1: the registry maintains Folder.lastUpdateTime."""
+    f = t.folder
+    for chunk in _chunks(sorted(set(folder_uuids)), 500):
+        for row in conn.execute(select(f.c.id, f.c.xml).where(f.c.entry_uuid.in_(chunk))):
+            xml = _patch(row.xml, slot=(SlotName.LAST_UPDATE_TIME, when))
+            conn.execute(update(f).where(f.c.id == row.id).values(last_update_time=when, xml=xml))
+
+
+def children_by_association(
+    conn: Connection, target_uuids: Iterable[str], association_types: Sequence[str]
+) -> list[str]:
+    """Source entryUUIDs of associations of the given types that point at ``target_uuids``."""
+    a = t.association
+    out: list[str] = []
+    for chunk in _chunks(sorted(set(target_uuids)), 500):
+        out += conn.execute(
+            select(a.c.source_uuid).where(
+                a.c.target_uuid.in_(chunk), a.c.association_type.in_(association_types)
+            )
+        ).scalars()
+    return out
+
+
+def folders_holding(conn: Connection, entry_uuid: str, has_member: str) -> list[str]:
+    """Folders (entryUUIDs) that have ``entry_uuid`` as a HasMember target."""
+    a, f = t.association, t.folder
+    rows = conn.execute(
+        select(a.c.source_uuid)
+        .join(f, f.c.entry_uuid == a.c.source_uuid)
+        .where(a.c.target_uuid == entry_uuid, a.c.association_type == has_member)
+    ).scalars()
+    return list(dict.fromkeys(rows))
+
+
+def rewrite_patient_id(conn: Connection, *, old: str, new: str) -> int:
+    """ITI-8 merge: objects of ``old`` answer under ``new`` (column and stored encoding)."""
+    changed = 0
+    schemes = {
+        t.document_entry: IdScheme.DE_PATIENT_ID,
+        t.submission_set: IdScheme.SS_PATIENT_ID,
+        t.folder: IdScheme.FD_PATIENT_ID,
+    }
+    for table, scheme in schemes.items():
+        rows = conn.execute(select(table.c.id, table.c.xml).where(table.c.patient_id == old)).all()
+        for row in rows:
+            xml = _patch(row.xml, external_id=(scheme, new))
+            conn.execute(update(table).where(table.c.id == row.id).values(patient_id=new, xml=xml))
+            changed += 1
+    return changed
+
+
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+_SLOT = f"{{{NS_RIM}}}Slot"
+_EXTERNAL_ID = f"{{{NS_RIM}}}ExternalIdentifier"
+
+
+def _patch(
+    xml: bytes,
+    *,
+    status: str | None = None,
+    slot: tuple[str, str] | None = None,
+    external_id: tuple[str, str] | None = None,
+) -> bytes:
+    """Apply a lifecycle change to an object's stored encoding (our own bytes, trusted)."""
+    el = etree.fromstring(xml, _PARSER)
+    if status is not None:
+        el.set("status", status)
+    if slot is not None:
+        name, value = slot
+        for s in el.iter(_SLOT):
+            if s.get("name") == name:
+                for v in s.iter(f"{{{NS_RIM}}}Value"):
+                    v.text = value
+                break
+    if external_id is not None:
+        scheme, value = external_id
+        for e in el.iter(_EXTERNAL_ID):
+            if e.get("identificationScheme") == scheme:
+                e.set("value", value)
+    return etree.tostring(el)
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

@@ -1,0 +1,1 @@
+"""Test support: paths to ../shared, database fixtures' helpers, sample-data factories."""
