@@ -210,3 +210,19 @@ def test_zeep_calls_iti18_and_iti42_through_the_served_wsdl(live: Live) -> None:
     assert answer.status == ResponseStatus.SUCCESS
     found = decode_registry_object_list(answer.object_list).submission.document_entries
     assert [d.unique_id for d in found] == [sub.document_entries[0].unique_id]
+
+
+def test_schema_violation_is_a_metadata_error_when_schemas_are_configured(live: Live) -> None:
+    pid = f.patient_id()
+    live.feed(pid)
+    request = encode_submit_objects_request(f.submission(pid))
+    rim = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
+    entry = request.find(f"{{{rim}}}RegistryObjectList/{{{rim}}}ExtrinsicObject")
+    entry.insert(0, etree.Element(f"{{{rim}}}Bogus"))
+    reply = live.client.call(Action.ITI42, request)
+    result = parse_registry_response(reply.body)
+    assert result.status == ResponseStatus.FAILURE
+    assert {e.code_text for e in result.errors} == {"XDSRegistryMetadataError"}
+    assert any("schema violation" in e.context and "Bogus" in e.context for e in result.errors)
+    after = live.query({"$XDSDocumentEntryPatientId": pid, "$XDSDocumentEntryStatus": [Status.APPROVED]})
+    assert decode_registry_object_list(after.object_list).submission.document_entries == []

@@ -28,6 +28,7 @@ from registry.store.db import make_engine, upgrade
 from xds.errors import ErrorCode, RegistryError
 from xds.http.server import SoapRequest, SoapResponse, SoapService, run_server, soap_routes
 from xds.metadata.responses import build_adhoc_query_response, build_registry_response
+from xds.schemas import LCM, load_schema
 from xds.vocabulary import NS_LCM, NS_QUERY, Action
 from xds.wsdl import DOCUMENT_REGISTRY, WsdlProvider
 
@@ -94,7 +95,10 @@ def build_registry_app(settings: RegistrySettings, *, engine: Engine | None = No
         from profiles.codes import load_code_set
 
         codes = load_code_set(settings.codes)
-    registry = DocumentRegistry(engine, codes=codes, store_extra_metadata=settings.store_extra_metadata)
+    schema = load_schema(settings.schemas, LCM) if settings.schemas is not None else None
+    registry = DocumentRegistry(
+        engine, codes=codes, store_extra_metadata=settings.store_extra_metadata, schema=schema
+    )
     queries = RegistryStoredQuery(engine, max_results=settings.max_results)
     feed = PatientIdentityFeed(registry.patients)
 

@@ -25,6 +25,7 @@ from registry.store.patients import PatientStore
 from xds.errors import ErrorCode, RegistryError
 from xds.metadata.ebrim import decode_submit_objects_request, encode_object
 from xds.metadata.model import Association, Submission
+from xds.schemas import schema_errors
 from xds.metadata.validation import CodeValidator, ValidationProfile, validate_submission
 from xds.vocabulary import AssociationType, Severity, Status
 
@@ -63,8 +64,10 @@ class DocumentRegistry:
         codes: CodeValidator | None = None,
         clock: Clock = utc_now,
         store_extra_metadata: bool = True,
+        schema: etree.XMLSchema | None = None,
     ) -> None:
         self.engine = engine
+        self.schema = schema
         self.codes = codes
         self.clock = clock
         self.store_extra_metadata = store_extra_metadata
@@ -72,6 +75,11 @@ class DocumentRegistry:
 
     def register(self, request: etree._Element) -> list[RegistryError]:
         """Process one lcm:SubmitObjectsRequest; return the RegistryErrors (empty = Success)."""
+        # xds-notes §4 item 1: the body validates against lcm.xsd (when the schemas are configured).
+        if self.schema is not None:
+            invalid = schema_errors(self.schema, request, code=ErrorCode.REGISTRY_METADATA_ERROR)
+            if invalid:
+                return invalid
         decoded = decode_submit_objects_request(request)
         findings = validate_submission(
             decoded.submission,
