@@ -226,3 +226,29 @@ def test_schema_violation_is_a_metadata_error_when_schemas_are_configured(live: 
     assert any("schema violation" in e.context and "Bogus" in e.context for e in result.errors)
     after = live.query({"$XDSDocumentEntryPatientId": pid, "$XDSDocumentEntryStatus": [Status.APPROVED]})
     assert decode_registry_object_list(after.object_list).submission.document_entries == []
+
+
+def test_a40_merge_over_mllp_moves_entries_to_the_surviving_id(live: Live) -> None:
+    from registry.mllp import send_mllp
+
+    survivor, merged = f.patient_id(), f.patient_id()
+    live.feed(survivor)
+    live.feed(merged)
+    sub = f.submission(merged)
+    assert live.register(sub) == (ResponseStatus.SUCCESS, [])
+    s_local, authority = survivor.split("^^^")
+    m_local, _ = merged.split("^^^")
+    a40 = (
+        "MSH|^~\\&|TEST|HOSP|REG|HOSP|20250101130000||ADT^A40^ADT_A39|CTRL40|P|2.5\r"
+        "EVN|A40|20250101130000\r"
+        f"PID|||{s_local}^^^{authority}||DOE^JANE\r"
+        f"MRG|{m_local}^^^{authority}\r"
+    ).encode()
+    assert b"MSA|AA|CTRL40" in send_mllp("127.0.0.1", live.mllp_port, a40, timeout=10)
+    moved = live.query({"$XDSDocumentEntryPatientId": survivor, "$XDSDocumentEntryStatus": [Status.APPROVED]})
+    entries = decode_registry_object_list(moved.object_list).submission.document_entries
+    assert [(d.unique_id, d.patient_id) for d in entries] == [(sub.document_entries[0].unique_id, survivor)]
+    gone = live.query({"$XDSDocumentEntryPatientId": merged, "$XDSDocumentEntryStatus": [Status.APPROVED]})
+    assert decode_registry_object_list(gone.object_list).submission.document_entries == []
+    status, errors = live.register(f.submission(merged))
+    assert status == ResponseStatus.FAILURE and [e.code_text for e in errors] == ["XDSUnknownPatientId"]
