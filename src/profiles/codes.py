@@ -88,7 +88,10 @@ class AffinityDomainCodes:
     _displays: Mapping[tuple[str, str, str], str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def of(cls, types: Mapping[str, CodeType], assigning_authorities: tuple[AssigningAuthority, ...] = ()) -> AffinityDomainCodes:
+    def of(
+        cls, types: Mapping[str, CodeType], assigning_authorities: tuple[AssigningAuthority, ...] = ()
+    ) -> AffinityDomainCodes:
+        """Build the code sets and their lookup indexes."""
         index = {name: frozenset((c.code, c.scheme) for c in t.codes) for name, t in types.items()}
         displays = {(name, c.code, c.scheme): c.display for name, t in types.items() for c in t.codes}
         return cls(

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from registry.store import objects as store
 from registry.store.patients import PatientStore
 from xds.errors import ErrorCode, RegistryError
-from xds.metadata.ebrim import decode_submit_objects_request, encode_object
+from xds.metadata.ebrim import decode_submit_objects_request, encode_object_bytes
 from xds.metadata.model import Association, Submission
 from xds.schemas import schema_errors
 from xds.metadata.validation import CodeValidator, ValidationProfile, validate_submission
@@ -335,5 +335,5 @@ def _drop_extra_metadata(sub: Submission) -> set[str]:
 
 
 def _xml(obj: object) -> bytes:
-    return etree.tostring(encode_object(obj))
+    return encode_object_bytes(obj)  # type: ignore[arg-type]
 

@@ -174,7 +174,9 @@ def _name_description_version(out: _Out, obj: RegistryObject, *, for_query: bool
         out.append(f'<rim:VersionInfo versionName="{_attr(version)}"/>')
 
 
-def _classification_head(out: _Out, scheme: str, owner: str, node_representation: str, *, for_query: bool) -> list[tuple[str, str]]:
+def _classification_head(
+    out: _Out, scheme: str, owner: str, node_representation: str, *, for_query: bool
+) -> list[tuple[str, str]]:
     attrs = [
         ("id", out.new_id()),
         ("classificationScheme", scheme),

@@ -173,6 +173,34 @@ def _duplicate_unique_ids(f: Findings, sub: Submission, code: ErrorCode) -> None
 # -- submission structure (ITI TF-3 §4.2.2; xds-notes §3.5, §4 item 2) --------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Ids:
+    """The ids of the message by kind, and the targets of the SubmissionSet's HasMembers."""
+
+    ss: frozenset[str]
+    de: frozenset[str]
+    fd: frozenset[str]
+    assoc: frozenset[str]
+    ss_members: frozenset[str]
+
+    @property
+    def known(self) -> frozenset[str]:
+        return self.ss | self.de | self.fd | self.assoc
+
+
+def _index(sub: Submission) -> _Ids:
+    ss = frozenset(s.id for s in sub.submission_sets)
+    return _Ids(
+        ss=ss,
+        de=frozenset(d.id for d in sub.document_entries),
+        fd=frozenset(fd.id for fd in sub.folders),
+        assoc=frozenset(a.id for a in sub.associations),
+        ss_members=frozenset(
+            a.target for a in sub.associations if a.association_type == AssociationType.HAS_MEMBER and a.source in ss
+        ),
+    )
+
+
 def _structure(f: Findings, sub: Submission) -> None:
     # ITI TF-3 §4.2.3.3 (NIST SubmissionStructure): exactly one SubmissionSet per submission.
     if len(sub.submission_sets) != 1:
@@ -183,25 +211,24 @@ def _structure(f: Findings, sub: Submission) -> None:
         if count > 1:
             f.error(f"id '{obj_id}' is used by {count} objects of the message", obj_id)
 
-    ss_ids = {ss.id for ss in sub.submission_sets}
-    de_ids = {de.id for de in sub.document_entries}
-    fd_ids = {fd.id for fd in sub.folders}
-    assoc_ids = {a.id for a in sub.associations}
-    known = ss_ids | de_ids | fd_ids | assoc_ids
-    ss_members = {a.target for a in sub.associations if a.association_type == AssociationType.HAS_MEMBER and a.source in ss_ids}
-
+    ids = _index(sub)
+    known = ids.known
     for a in sub.associations:
-        _association(f, a, ss_ids=ss_ids, de_ids=de_ids, fd_ids=fd_ids, assoc_ids=assoc_ids, known=known, ss_members=ss_members)
+        _association(f, a, ids, known)
 
     # ITI TF-3 §4.2.2.1.1 / §4.2.2.1.2: every DocumentEntry and Folder is a member of the SubmissionSet.
     for obj in (*sub.document_entries, *sub.folders):
-        if obj.id and obj.id not in ss_members:
-            f.error(f"{describe(obj)} is not the target of a HasMember association from the SubmissionSet", location_of(obj))
+        if obj.id and obj.id not in ids.ss_members:
+            f.error(
+                f"{describe(obj)} is not the target of a HasMember association from the SubmissionSet",
+                location_of(obj),
+            )
 
 
-def _resolvable(f: Findings, a: Association, end: str, value: str, known: set[str]) -> bool:
+def _resolvable(f: Findings, a: Association, end: str, value: str, known: frozenset[str]) -> bool:
     """An association end is present, and a symbolic id names an object of the message
-    (ebRIM 3.0: a symbolic id links objects within one message; xds-notes §4 item 2); a urn:uuid: must be a UUID."""
+    (ebRIM 3.0: a symbolic id links objects within one message; xds-notes §4 item 2); a
+    urn:uuid: must be a UUID."""
     if not value:
         f.error(f"{describe(a)}: required attribute {end} is missing", a.id)
         return False
@@ -217,17 +244,7 @@ def _resolvable(f: Findings, a: Association, end: str, value: str, known: set[st
     return True
 
 
-def _association(
-    f: Findings,
-    a: Association,
-    *,
-    ss_ids: set[str],
-    de_ids: set[str],
-    fd_ids: set[str],
-    assoc_ids: set[str],
-    known: set[str],
-    ss_members: set[str],
-) -> None:
+def _association(f: Findings, a: Association, ids: _Ids, known: frozenset[str]) -> None:
     kind = a.association_type
     if not kind:
         f.error(f"{describe(a)}: required attribute associationType is missing", a.id)
@@ -236,45 +253,43 @@ def _association(
     source_ok = _resolvable(f, a, "sourceObject", a.source, known)
     target_ok = _resolvable(f, a, "targetObject", a.target, known)
     # ITI TF-3 §4.2.2: a SubmissionSet is never the target of an association.
-    if a.target in ss_ids:
+    if a.target in ids.ss:
         f.error(f"{describe(a)}: the SubmissionSet {a.target} may not be the target of an association", a.id)
         target_ok = False
     # ITI TF-3 §4.2.2.2 (NIST 12370): documentation is allowed on relationships only.
     if a.documentation and kind not in AssociationType.RELATIONSHIPS:
-        f.error(f"{describe(a)}: an associationDocumentation classification is allowed only on document relationships", a.id)
-
+        f.error(
+            f"{describe(a)}: an associationDocumentation classification is allowed only on document relationships",
+            a.id,
+        )
     if kind == AssociationType.HAS_MEMBER and source_ok and target_ok:
-        _has_member(f, a, ss_ids=ss_ids, de_ids=de_ids, fd_ids=fd_ids, assoc_ids=assoc_ids, ss_members=ss_members)
+        _has_member(f, a, ids)
     elif kind in _SOURCE_IS_NEW_DE:
-        _relationship(f, a, de_ids=de_ids, known=known, source_ok=source_ok, target_ok=target_ok)
+        _relationship(f, a, ids, known, source_ok=source_ok, target_ok=target_ok)
 
 
-def _has_member(
-    f: Findings,
-    a: Association,
-    *,
-    ss_ids: set[str],
-    de_ids: set[str],
-    fd_ids: set[str],
-    assoc_ids: set[str],
-    ss_members: set[str],
-) -> None:
-    if a.source in ss_ids:
-        if a.target in de_ids:
+def _has_member(f: Findings, a: Association, ids: _Ids) -> None:
+    status = a.submission_set_status
+    if a.source in ids.ss:
+        if a.target in ids.de:
             # ITI TF-3 §4.2.2.1.1: SS -> DE of this submission carries SubmissionSetStatus Original.
-            if a.submission_set_status is None:
-                f.error(f"{describe(a)}: HasMember from the SubmissionSet to DocumentEntry {a.target} has no SubmissionSetStatus slot", a.id)
-            elif a.submission_set_status != SubmissionSetStatus.ORIGINAL:
+            if status is None:
                 f.error(
-                    f"{describe(a)}: SubmissionSetStatus '{a.submission_set_status}' must be Original for "
+                    f"{describe(a)}: HasMember from the SubmissionSet to DocumentEntry {a.target} "
+                    "has no SubmissionSetStatus slot",
+                    a.id,
+                )
+            elif status != SubmissionSetStatus.ORIGINAL:
+                f.error(
+                    f"{describe(a)}: SubmissionSetStatus '{status}' must be Original for "
                     f"DocumentEntry {a.target} of this submission",
                     a.id,
                 )
-        elif a.target not in fd_ids and a.target not in assoc_ids and a.submission_set_status is not None:
+        elif a.target not in ids.fd and a.target not in ids.assoc and status is not None:
             # ITI TF-3 §4.2.2.1.1: an SS -> registered DE reference carries Reference.
-            if a.submission_set_status not in _SS_STATUSES:
-                f.error(f"{describe(a)}: SubmissionSetStatus '{a.submission_set_status}' is neither Original nor Reference", a.id)
-            elif a.submission_set_status != SubmissionSetStatus.REFERENCE:
+            if status not in _SS_STATUSES:
+                f.error(f"{describe(a)}: SubmissionSetStatus '{status}' is neither Original nor Reference", a.id)
+            elif status != SubmissionSetStatus.REFERENCE:
                 f.error(
                     f"{describe(a)}: SubmissionSetStatus Original names {a.target}, which is not a DocumentEntry "
                     "of this submission (use Reference)",
@@ -283,25 +298,37 @@ def _has_member(
         # ITI TF-3 §4.2.2.1.2 / §4.2.2.1.4: SS -> Folder and SS -> Association have no slot rules.
         return
     # Otherwise a Folder -> DocumentEntry membership (ITI TF-3 §4.2.2.1.3).
-    if a.source in de_ids or a.source in assoc_ids:
+    if a.source in ids.de or a.source in ids.assoc:
         f.error(f"{describe(a)}: HasMember source {a.source} is neither the SubmissionSet nor a Folder", a.id)
         return
-    if a.target in fd_ids or a.target in assoc_ids:
+    if a.target in ids.fd or a.target in ids.assoc:
         f.error(f"{describe(a)}: a Folder HasMember target must be a DocumentEntry, not {a.target}", a.id)
     # ITI TF-3 §4.2.2.1.4 (NIST 12000, 12326): the FD -> DE association is itself an SS member.
-    if a.id not in ss_members:
-        f.error(f"{describe(a)}: Folder membership is not the target of a HasMember association from the SubmissionSet", a.id)
+    if a.id not in ids.ss_members:
+        f.error(
+            f"{describe(a)}: Folder membership is not the target of a HasMember association from the SubmissionSet",
+            a.id,
+        )
 
 
-def _relationship(f: Findings, a: Association, *, de_ids: set[str], known: set[str], source_ok: bool, target_ok: bool) -> None:
+def _relationship(
+    f: Findings, a: Association, ids: _Ids, known: frozenset[str], *, source_ok: bool, target_ok: bool
+) -> None:
     """ITI TF-3 §4.2.2.2: the source is a new DocumentEntry of this submission; the target a
     registered DocumentEntry named by its UUID (``signs`` may also target a DocumentEntry of this
     submission)."""
-    if source_ok and a.source not in de_ids:
+    if source_ok and a.source not in ids.de:
         f.error(f"{describe(a)}: sourceObject {a.source} is not a DocumentEntry of this submission", a.id)
     if not target_ok or a.association_type == AssociationType.SIGNS:
         return
     if not a.target.startswith(_UUID_PREFIX):
-        f.error(f"{describe(a)}: targetObject '{a.target}' must be the urn:uuid of a registered DocumentEntry, not a symbolic id", a.id)
+        f.error(
+            f"{describe(a)}: targetObject '{a.target}' must be the urn:uuid of a registered DocumentEntry, "
+            "not a symbolic id",
+            a.id,
+        )
     elif a.target in known:
-        f.error(f"{describe(a)}: targetObject {a.target} is an object of this submission, not a registered DocumentEntry", a.id)
+        f.error(
+            f"{describe(a)}: targetObject {a.target} is an object of this submission, not a registered DocumentEntry",
+            a.id,
+        )

@@ -154,9 +154,15 @@ def _slot_names(f: Findings, obj: RegistryObject, slots: Sequence[Slot], where: 
     ``urn:`` that is not ``urn:ihe:`` (NIST rejects other names with XDSRegistryMetadataError)."""
     for s in slots:
         if not s.name.startswith("urn:"):
-            f.error(f"{describe(obj)}{where}: slot name '{s.name}' is not defined by XDS and is not a urn: (extra metadata)", location_of(obj))
+            f.error(
+                f"{describe(obj)}{where}: slot name '{s.name}' is not defined by XDS and is not a urn: (extra metadata)",
+                location_of(obj),
+            )
         elif s.name.startswith("urn:ihe:") and s.name not in KNOWN_IHE_SLOT_NAMES:
-            f.error(f"{describe(obj)}{where}: slot name '{s.name}' uses the reserved urn:ihe: prefix but is not an IHE slot", location_of(obj))
+            f.error(
+                f"{describe(obj)}{where}: slot name '{s.name}' uses the reserved urn:ihe: prefix but is not an IHE slot",
+                location_of(obj),
+            )
 
 
 def _authors(f: Findings, obj: RegistryObject, authors: Sequence[Author]) -> None:
@@ -181,7 +187,9 @@ def _limited(f: Findings, obj: RegistryObject, limited: bool) -> None:
 # -- objects ----------------------------------------------------------------------------------------
 
 
-def check_document_entry(f: Findings, de: DocumentEntry, *, hash_and_size_required: bool, repository_unique_id_required: bool) -> None:
+def check_document_entry(
+    f: Findings, de: DocumentEntry, *, hash_and_size_required: bool, repository_unique_id_required: bool
+) -> None:
     """ITI TF-3 Table 4.2.3.2-1 (and NIST 11998a): required attributes, cardinality, formats."""
     _id_form(f, de)
     where = location_of(de)
@@ -189,7 +197,10 @@ def check_document_entry(f: Findings, de: DocumentEntry, *, hash_and_size_requir
     if not de.object_type:
         f.error(f"{describe(de)}: required attribute objectType is missing", where)
     elif de.object_type not in ObjectType.DOCUMENT_ENTRY_TYPES:
-        f.error(f"{describe(de)}: objectType '{de.object_type}' is neither the Stable nor the On-Demand DocumentEntry type", where)
+        f.error(
+            f"{describe(de)}: objectType '{de.object_type}' is neither the Stable nor the On-Demand DocumentEntry type",
+            where,
+        )
     # mimeType: required, RFC 2045 type/subtype.
     if not de.mime_type:
         f.error(f"{describe(de)}: required attribute mimeType is missing", where)
