@@ -691,3 +691,21 @@ def test_build_round_trip_of_arbitrary_values(
     assert dict(parsed.params) == params  # type: ignore[attr-defined]
     by_uid = serialize_and_parse(build_adhoc_query("GetDocuments", {"$XDSDocumentEntryUniqueId": unique_ids}))
     assert by_uid.strings("$XDSDocumentEntryUniqueId") == tuple(unique_ids)  # type: ignore[attr-defined]
+
+
+def test_status_with_no_known_value_is_a_missing_parameter() -> None:
+    """NIST 11897/status_invalid: an unknown status URN leaves the required status missing."""
+    from xds.errors import XdsError
+    from xds.query import build_adhoc_query, parse_query
+
+    request = build_adhoc_query(
+        "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d",
+        {
+            "$XDSDocumentEntryPatientId": "P1^^^&1.2.3&ISO",
+            "$XDSDocumentEntryStatus": ["urn:oasis:names:tc:ebxml-regrep:StatusType:InvalidParameter"],
+        },
+        validate=False,
+    )
+    with pytest.raises(XdsError) as raised:
+        parse_query(request)
+    assert [e.code_text for e in raised.value.errors] == ["XDSStoredQueryMissingParam"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from conformance_tests.cli import conformance
 from registry.cli import registry
 
 
@@ -21,6 +22,7 @@ def main() -> None:
 
 
 main.add_command(registry)
+main.add_command(conformance)
 
 
 @main.command()
@@ -34,3 +36,7 @@ def up(host: str, port: int, data_dir: Path, codes: Path | None, mllp_port: int)
     from imageshare.up import UpSettings, run_up
 
     run_up(UpSettings(host=host, port=port, data_dir=data_dir, codes=codes, mllp_port=mllp_port))
+
+
+if __name__ == "__main__":
+    main()

@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from lxml import etree
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from registry.store import objects as store
 from registry.store.patients import PatientStore
 from xds.errors import ErrorCode, RegistryError
 from xds.metadata.ebrim import decode_submit_objects_request, encode_object_bytes
-from xds.metadata.model import Association, Submission
+from xds.metadata.model import Association, RegistryObject, Submission
 from xds.schemas import schema_errors
 from xds.metadata.validation import CodeValidator, ValidationProfile, validate_submission
 from xds.vocabulary import AssociationType, Severity, Status
@@ -108,7 +108,7 @@ class DocumentRegistry:
 
     # -- state checks (xds-notes §4 items 4-7) ---------------------------------------------
 
-    def _check_state(self, conn, plan: _Plan) -> list[RegistryError]:  # type: ignore[no-untyped-def]
+    def _check_state(self, conn: Connection, plan: _Plan) -> list[RegistryError]:
         sub = plan.submission
         errors: list[RegistryError] = []
         ss = sub.submission_sets[0]
@@ -165,7 +165,7 @@ class DocumentRegistry:
         errors += self._check_references(conn, plan, in_message)
         return errors
 
-    def _check_references(self, conn, plan: _Plan, in_message: set[str]) -> list[RegistryError]:  # type: ignore[no-untyped-def]
+    def _check_references(self, conn: Connection, plan: _Plan, in_message: set[str]) -> list[RegistryError]:
         sub = plan.submission
         errors: list[RegistryError] = []
         pid = sub.submission_sets[0].patient_id
@@ -228,7 +228,7 @@ class DocumentRegistry:
 
     # -- commit (xds-notes §4 item 8) ----------------------------------------------------------
 
-    def _commit(self, conn, plan: _Plan) -> None:  # type: ignore[no-untyped-def]
+    def _commit(self, conn: Connection, plan: _Plan) -> None:
         sub = plan.submission
         now = dtm(self.clock())
         ids = _assign_uuids(sub)
@@ -290,7 +290,7 @@ class DocumentRegistry:
         )
 
 
-def _cascade(conn, roots: Iterable[str]) -> list[str]:  # type: ignore[no-untyped-def]
+def _cascade(conn: Connection, roots: Iterable[str]) -> list[str]:
     seen: list[str] = []
     frontier = list(roots)
     while frontier:
@@ -334,6 +334,6 @@ def _drop_extra_metadata(sub: Submission) -> set[str]:
     return dropped
 
 
-def _xml(obj: object) -> bytes:
-    return encode_object_bytes(obj)  # type: ignore[arg-type]
+def _xml(obj: RegistryObject) -> bytes:
+    return encode_object_bytes(obj)
 

@@ -53,7 +53,7 @@ from xds.query.grammar import (
     parse_values,
     quote,
 )
-from xds.vocabulary import NS_QUERY, NS_RIM, ObjectType
+from xds.vocabulary import NS_QUERY, NS_RIM, ObjectType, Status
 
 __all__ = [
     "ParamValue",
@@ -345,6 +345,9 @@ def _check_patient_id(text: str) -> str:
     return text
 
 
+_KNOWN_STATUSES = frozenset((Status.APPROVED, Status.DEPRECATED, Status.SUBMITTED))
+
+
 def _check_status(text: str) -> str:
     # xds-notes §3.6: queries take full status URNs; NIST rejects ('Approved').
     if not (text.startswith("urn:") and _STATUS_MARK in text and not text.endswith(":")):
@@ -553,6 +556,17 @@ def parse_query(element: etree._Element) -> StoredQuery:
         present.add(name)
         value = _read_param(param, slot_values, errors)
         if value is None:
+            continue
+        if param.kind is ValueKind.STATUS and not set(value) & _KNOWN_STATUSES:
+            # ITI TF-2a §3.18.4.1.2.3.6 (NIST 11897/status_invalid): without one valid status
+            # value, the required status parameter is missing.
+            errors.append(
+                _error(
+                    ErrorCode.STORED_QUERY_MISSING_PARAM,
+                    f"{name}: none of {', '.join(map(str, value))} is a known availabilityStatus",
+                    name,
+                )
+            )
             continue
         if name == HOME_COMMUNITY_ID:
             home = str(value)

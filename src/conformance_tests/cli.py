@@ -1,0 +1,182 @@
+"""``conformance ...``: list the test plans, and run one against a peer.
+
+::
+
+    xds conformance list [--actor registry] [--steps]
+    xds conformance run --actor registry --endpoint http://host:8010/registry \\
+        --mllp host:2575 --junit results.xml --html report.html
+
+Patients reach the peer through ITI-8 (``--mllp``), a pre-load command run per patient
+(``--preload-command 'xds registry patient add {pid} --db sqlite:///registry.sqlite'``) or a list of
+ids registered beforehand (``--patient-id``, once per patient, in the order ``list`` shows).
+The exit status is 0 when every case passed (or was skipped), 1 when one failed, 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from conformance_tests.console import ConsoleListener, summary_table
+from conformance_tests.data.ids import DEFAULT_ASSIGNING_AUTHORITY
+from conformance_tests.evidence import write_evidence
+from conformance_tests.patients import CommandPatients, FeedPatients, GivenPatients, PatientSource
+from conformance_tests.plans import ACTORS, PLANS, plan_for
+from conformance_tests.report import write_html, write_junit
+from conformance_tests.runner import RunConfig, Runner
+from conformance_tests.schemas import SchemaError, SchemaSet, default_schema_dir
+
+__all__ = ["conformance"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+def conformance() -> None:
+    """Connectathon-style conformance tests that judge a peer over the wire."""
+
+
+@conformance.command("list")
+@click.option("--actor", type=click.Choice(ACTORS), help="Only this actor's plan")
+@click.option("--steps", is_flag=True, help="Show every step and its expected outcome")
+def list_plans(actor: str | None, steps: bool) -> None:
+    """List the test plans: suites, test cases, TF sections and (with --steps) expected outcomes."""
+    console = Console(highlight=False)
+    for name in [actor] if actor else list(ACTORS):
+        if name not in PLANS:
+            console.print(f"[bold]{name}[/]: no test plan yet")
+            continue
+        plan = plan_for(name)
+        console.print(f"[bold]{name}[/]: {plan.title}")
+        if plan.patient_roles:
+            fed = [r for r in plan.patient_roles if r in plan.fed_roles]
+            console.print(f"  patients (--patient-id order): {', '.join(fed)}")
+        for option, text in plan.options.items():
+            console.print(f"  option {option}: {text}")
+        for suite in plan.suites:
+            console.print(f"  [bold]suite {suite.name}[/]: {suite.title}")
+            for case in suite.cases:
+                extra = f" [yellow](option {case.option})[/]" if case.option else ""
+                console.print(f"    {case.id:20} {case.title}{extra}")
+                console.print(f"    {'':20} [dim]{case.tf}" + (f"; {case.reference}" if case.reference else "") + "[/]")
+                if steps:
+                    for n, step in enumerate(case.steps, start=1):
+                        label = step.transaction_label or "-"
+                        console.print(f"    {'':22}{n:2}. {step.name} [{label}] {step.purpose}", markup=False)
+                        console.print(f"    {'':26}-> {step.expected()}", markup=False)
+
+
+def _patients(mllp: str | None, preload: str | None, patient_ids: tuple[str, ...], timeout: float) -> PatientSource:
+    if patient_ids:
+        return GivenPatients(patient_ids)
+    if preload:
+        return CommandPatients(preload, timeout=max(timeout, 60.0))
+    if mllp:
+        host, _, port = mllp.rpartition(":")
+        if not host or not port.isdigit():
+            raise click.BadParameter("expected HOST:PORT", param_hint="--mllp")
+        return FeedPatients(host, int(port), timeout=timeout)
+    raise click.UsageError(
+        "test patients must reach the peer: give --mllp HOST:PORT (ITI-8 feed), "
+        "--preload-command 'CMD {pid}' or --patient-id (once per patient)"
+    )
+
+
+@conformance.command("run")
+@click.option("--actor", type=click.Choice(ACTORS), required=True, help="The actor under test")
+@click.option("--endpoint", required=True, help="SOAP endpoint URL of the peer")
+@click.option("--mllp", metavar="HOST:PORT", help="The peer's ITI-8 MLLP listener (patients are fed through it)")
+@click.option(
+    "--preload-command", metavar="CMD", help="Run per patient instead of ITI-8; {pid}, {id}, {authority} are filled in"
+)
+@click.option(
+    "--patient-id", "patient_ids", multiple=True, metavar="CX", help="A patient registered beforehand (repeat; taken by the roles `list` shows, in order, for the suites run)"
+)
+@click.option("--suite", "suites", multiple=True, help="Run only this suite (repeat)")
+@click.option("--case", "cases", multiple=True, help="Run only this test case and its prerequisites (repeat)")
+@click.option("--option", "options", multiple=True, help="Enable an optional suite part, e.g. mpq (repeat)")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML here")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the HTML report here")
+@click.option("--evidence-dir", type=click.Path(file_okay=False, path_type=Path), help="Also file every message here")
+@click.option(
+    "--schemas",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Schema directory [default: ../shared/schemas]",
+)
+@click.option(
+    "--assigning-authority", default=DEFAULT_ASSIGNING_AUTHORITY, help="Affinity domain OID of the test patient ids"
+)
+@click.option("--timeout", type=float, default=60.0, help="Seconds to wait for each reply")
+@click.option("--insecure", is_flag=True, help="Do not verify the peer's TLS certificate")
+@click.option("-v", "--verbose", is_flag=True, help="Show every failed check as it happens")
+def run(
+    actor: str,
+    endpoint: str,
+    mllp: str | None,
+    preload_command: str | None,
+    patient_ids: tuple[str, ...],
+    suites: tuple[str, ...],
+    cases: tuple[str, ...],
+    options: tuple[str, ...],
+    junit: Path | None,
+    html_path: Path | None,
+    evidence_dir: Path | None,
+    schemas: Path | None,
+    assigning_authority: str,
+    timeout: float,
+    insecure: bool,
+    verbose: bool,
+) -> None:
+    """Run ACTOR's test plan against the peer at ENDPOINT."""
+    console = Console(highlight=False)
+    try:
+        plan = plan_for(actor)
+    except LookupError as exc:
+        raise click.UsageError(str(exc)) from None
+    unknown = [o for o in options if o not in plan.options]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown option {', '.join(unknown)} (have: {', '.join(plan.options) or 'none'})", param_hint="--option"
+        )
+    directory = schemas or default_schema_dir()
+    if directory is None:
+        raise click.UsageError(
+            "no schema directory found: pass --schemas DIR (the directory holding schema/ebRS and schema/IHE)"
+        )
+    try:
+        schema_set = SchemaSet.load(directory)
+    except SchemaError as exc:
+        raise click.UsageError(str(exc)) from None
+    config = RunConfig(
+        endpoint=endpoint,
+        schemas=schema_set,
+        patients=_patients(mllp, preload_command, patient_ids, timeout),
+        timeout=timeout,
+        options=frozenset(options),
+        assigning_authority=assigning_authority,
+        verify_tls=not insecure,
+        settings={"actor": actor, "schemas": str(directory), "options": ", ".join(options) or "none"},
+    )
+    listener = ConsoleListener(console, verbose=verbose)
+    try:
+        result = Runner(plan, config, listener=listener).run(suites=suites, cases=cases)
+    except (KeyError, ValueError) as exc:
+        listener.stop()
+        raise click.UsageError(str(exc).strip("'\"")) from None
+    listener.stop()
+    console.print(summary_table(result))
+    if junit is not None:
+        write_junit(result, junit)
+        console.print(f"JUnit XML: {junit}")
+    if html_path is not None:
+        write_html(result, html_path)
+        console.print(f"HTML report: {html_path}")
+    if evidence_dir is not None:
+        written = write_evidence(result, evidence_dir)
+        console.print(f"evidence: {len(written)} files in {evidence_dir}")
+    sys.exit(0 if result.passed else 1)
+
+
+if __name__ == "__main__":
+    conformance()

@@ -1,0 +1,28 @@
+"""One test plan per actor. Plans for the repository, imaging document source and consumer are
+added as those actors' suites are written."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from conformance_tests.model import TestPlan
+from conformance_tests.plans.registry import registry_plan
+
+__all__ = ["ACTORS", "PLANS", "plan_for"]
+
+#: Every actor the runner knows, in CLI order.
+ACTORS: Final = ("registry", "repository", "imaging-source", "consumer")
+
+#: Actors whose plan exists.
+PLANS: Final[dict[str, Callable[[], TestPlan]]] = {"registry": registry_plan}
+
+
+def plan_for(actor: str) -> TestPlan:
+    """The test plan of ``actor``; LookupError when it has none yet."""
+    if actor not in ACTORS:
+        raise LookupError(f"unknown actor {actor!r} (one of {', '.join(ACTORS)})")
+    factory = PLANS.get(actor)
+    if factory is None:
+        raise LookupError(f"no test plan for the {actor} yet (available: {', '.join(PLANS)})")
+    return factory()
