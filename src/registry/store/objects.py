@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from lxml import etree
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, union_all, update
 
 from registry.store import schema as t
 from xds.metadata.model import Association, DocumentEntry, Folder, SubmissionSet
@@ -66,29 +66,35 @@ def resolve_uuids(conn: Connection, uuids: Iterable[str]) -> dict[str, StoredRef
     return found
 
 
+# The per-submission look-ups are built once: constructing a Select per call costs more CPU
+# than running it (SQLAlchemy builds and hashes the expression each time).
+_DOCUMENTS_BY_UNIQUE_ID = select(t.document_entry.c.unique_id, t.document_entry.c.hash, t.document_entry.c.size).where(
+    t.document_entry.c.unique_id.in_(bindparam("ids", expanding=True))
+)
+_PACKAGE_UNIQUE_IDS = union_all(
+    select(t.submission_set.c.unique_id).where(t.submission_set.c.unique_id.in_(bindparam("ids", expanding=True))),
+    select(t.folder.c.unique_id).where(t.folder.c.unique_id.in_(bindparam("ids", expanding=True))),
+)
+
+
 def documents_by_unique_id(
     conn: Connection, unique_ids: Iterable[str]
 ) -> dict[str, list[tuple[str | None, int | None]]]:
     """(hash, size) of every registered DocumentEntry with each uniqueId."""
     wanted = sorted(set(unique_ids))
     out: dict[str, list[tuple[str | None, int | None]]] = {}
-    d = t.document_entry
     for chunk in _chunks(wanted, 500):
-        rows = conn.execute(select(d.c.unique_id, d.c.hash, d.c.size).where(d.c.unique_id.in_(chunk)))
-        for row in rows:
+        for row in conn.execute(_DOCUMENTS_BY_UNIQUE_ID, {"ids": list(chunk)}):
             out.setdefault(row.unique_id, []).append((row.hash, row.size))
     return out
 
 
 def existing_package_unique_ids(conn: Connection, unique_ids: Iterable[str]) -> set[str]:
-    """Which uniqueIds are already used by a SubmissionSet or a Folder."""
+    """Which uniqueIds are already used by a SubmissionSet or a Folder (one statement)."""
     wanted = sorted(set(unique_ids))
     found: set[str] = set()
-    for table in (t.submission_set, t.folder):
-        for chunk in _chunks(wanted, 500):
-            found.update(
-                conn.execute(select(table.c.unique_id).where(table.c.unique_id.in_(chunk))).scalars()
-            )
+    for chunk in _chunks(wanted, 500):
+        found.update(conn.execute(_PACKAGE_UNIQUE_IDS, {"ids": list(chunk)}).scalars())
     return found
 
 
@@ -104,7 +110,9 @@ def insert_document_entries(
     authors: list[dict[str, object]] = []
     refs: list[dict[str, object]] = []
     for de, xml in entries:
-        row_id = conn.execute(insert(t.document_entry).values(_document_row(de, xml))).inserted_primary_key[0]
+        # Parameters passed beside the statement, not baked in with .values(): the compiled
+        # statement is then reused from SQLAlchemy's cache instead of being rebuilt per row.
+        row_id = conn.execute(insert(t.document_entry), _document_row(de, xml)).inserted_primary_key[0]
         ids[de.id] = row_id
         codes += [{"entry_id": row_id, "kind": "conf", "code": c.code, "scheme": c.scheme} for c in de.confidentiality_codes]
         codes += [{"entry_id": row_id, "kind": "event", "code": c.code, "scheme": c.scheme} for c in de.event_codes]
@@ -152,17 +160,18 @@ def _document_row(de: DocumentEntry, xml: bytes) -> dict[str, object]:
 
 def insert_submission_set(conn: Connection, ss: SubmissionSet, xml: bytes) -> int:
     row_id = conn.execute(
-        insert(t.submission_set).values(
-            entry_uuid=ss.id,
-            unique_id=ss.unique_id,
-            source_id=ss.source_id,
-            patient_id=ss.patient_id,
-            status=ss.status,
-            submission_time=ss.submission_time,
-            content_type_code=ss.content_type_code.code if ss.content_type_code else None,
-            content_type_scheme=ss.content_type_code.scheme if ss.content_type_code else None,
-            xml=xml,
-        )
+        insert(t.submission_set),
+        {
+            "entry_uuid": ss.id,
+            "unique_id": ss.unique_id,
+            "source_id": ss.source_id,
+            "patient_id": ss.patient_id,
+            "status": ss.status,
+            "submission_time": ss.submission_time,
+            "content_type_code": ss.content_type_code.code if ss.content_type_code else None,
+            "content_type_scheme": ss.content_type_code.scheme if ss.content_type_code else None,
+            "xml": xml,
+        },
     ).inserted_primary_key[0]
     authors = [{"set_id": row_id, "person": a.person} for a in ss.authors if a.person]
     if authors:
@@ -173,14 +182,15 @@ def insert_submission_set(conn: Connection, ss: SubmissionSet, xml: bytes) -> in
 def insert_folders(conn: Connection, folders: Sequence[tuple[Folder, bytes]]) -> None:
     for fd, xml in folders:
         row_id = conn.execute(
-            insert(t.folder).values(
-                entry_uuid=fd.id,
-                unique_id=fd.unique_id,
-                patient_id=fd.patient_id,
-                status=fd.status,
-                last_update_time=fd.last_update_time,
-                xml=xml,
-            )
+            insert(t.folder),
+            {
+                "entry_uuid": fd.id,
+                "unique_id": fd.unique_id,
+                "patient_id": fd.patient_id,
+                "status": fd.status,
+                "last_update_time": fd.last_update_time,
+                "xml": xml,
+            },
         ).inserted_primary_key[0]
         codes = [{"folder_id": row_id, "code": c.code, "scheme": c.scheme} for c in fd.codes]
         if codes:

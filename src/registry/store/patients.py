@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from registry.patients import Patient
 from registry.store import objects
@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# Built once: every ITI-42 asks it (constructing the Select per call costs more than running it).
+_MERGED_INTO = select(t.patient.c.merged_into).where(t.patient.c.patient_id == bindparam("pid"))
 
 
 class PatientStore:
@@ -35,10 +39,7 @@ class PatientStore:
 
     @staticmethod
     def is_known_with(conn: Connection, patient_id: str) -> bool:
-        p = t.patient
-        row = conn.execute(
-            select(p.c.merged_into).where(p.c.patient_id == patient_id)
-        ).first()
+        row = conn.execute(_MERGED_INTO, {"pid": patient_id}).first()
         return row is not None and row.merged_into is None
 
     def add_or_update(self, patient: Patient) -> bool:
