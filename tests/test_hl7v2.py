@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from registry.hl7v2 import (
+from xds.hl7.v2 import (
     STANDARD_ENCODING,
     Encoding,
     ErrorCondition,

@@ -10,7 +10,7 @@ from itertools import count
 import hl7  # python-hl7, an independent reader of our ACKs
 import pytest
 
-from registry.hl7v2 import ErrorCondition, Message, parse_message
+from xds.hl7.v2 import ErrorCondition, Message, parse_message
 from registry.iti8 import (
     AckCode,
     AddOrUpdatePatient,

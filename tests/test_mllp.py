@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from registry.hl7v2 import parse_message
+from xds.hl7.v2 import parse_message
 from registry.iti8 import PatientIdentityFeed
-from registry.mllp import (
+from xds.hl7.mllp import (
     Frame,
     MllpClient,
     MllpDecoder,

@@ -23,7 +23,7 @@ from registry.config import RegistrySettings
 from registry.iti8 import PatientIdentityFeed
 from registry.iti18 import RegistryStoredQuery
 from registry.iti42 import DocumentRegistry
-from registry.mllp import MllpServer, serve_mllp
+from xds.hl7.mllp import MllpServer, serve_mllp
 from registry.store.db import make_engine, upgrade
 from xds.errors import ErrorCode, RegistryError
 from xds.http.server import SoapRequest, SoapResponse, SoapService, run_server, soap_routes

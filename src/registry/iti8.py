@@ -3,7 +3,7 @@
 Bytes in, bytes out: :func:`interpret` reads an ADT message and decides what it asks for,
 :func:`build_ack` writes the HL7 acknowledgement, and :class:`PatientIdentityFeed` ties them to a
 :class:`~registry.patients.PatientIdentitySink` (the registry store). Sockets live in
-:mod:`registry.mllp`.
+:mod:`xds.hl7.mllp`.
 
 ITI TF-2a §3.8 defines the transaction on HL7 v2.3.1; v2.4 and v2.5/v2.5.1 feeds (``ADT^A01^ADT_A01``
 with an EVN segment) are accepted too, and each is answered in its own version's ACK style.
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 
-from registry.hl7v2 import (
+from xds.hl7.v2 import (
     STANDARD_ENCODING,
     ErrorCondition,
     Field,
