@@ -45,7 +45,7 @@ class Live:
         self.query_schema = etree.XMLSchema(query)
 
     def feed(self, pid: str) -> None:
-        from registry.mllp import send_mllp
+        from xds.hl7.mllp import send_mllp
 
         local, authority = pid.split("^^^")
         message = (
@@ -229,7 +229,7 @@ def test_schema_violation_is_a_metadata_error_when_schemas_are_configured(live: 
 
 
 def test_a40_merge_over_mllp_moves_entries_to_the_surviving_id(live: Live) -> None:
-    from registry.mllp import send_mllp
+    from xds.hl7.mllp import send_mllp
 
     survivor, merged = f.patient_id(), f.patient_id()
     live.feed(survivor)
