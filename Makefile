@@ -14,7 +14,7 @@ XDS_DATA ?= $(CURDIR)/data
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,postgres,dicom,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[test,postgres,dicom,codecs,bench]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -23,6 +23,7 @@ up: $(STAMP)
 	$(BIN)/xds up --data-dir $(XDS_DATA)
 
 test: $(STAMP)
+	bash scripts/install-dicom-tools.sh
 	bash scripts/test-services.sh
 	$(BIN)/python -m pytest -n 2 --timeout 600 $(PYTEST_ARGS)
 

@@ -1,0 +1,127 @@
+"""The Edge Server as a process: the HTTP app (RAD-69 SOAP endpoint, WADO-URI) and the DICOM
+Storage SCP, over one store.
+
+``/imaging-source`` answers RAD-69 (``?wsdl`` serves the ImagingDocumentSource WSDL);
+``/wado`` answers RAD-55 WADO-URI. The C-STORE SCP runs in the same process (pynetdicom
+threads) so that its arrivals wake retrievals waiting on them; several HTTP workers are
+therefore not offered here: RAD-69 streams from disk and is not CPU-bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Final
+
+import anyio.to_thread
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Route
+
+from imaging_source.config import SourceSettings
+from imaging_source.db import make_engine, upgrade
+from imaging_source.dicomstore import DicomStore
+from imaging_source.intake import Intake
+from imaging_source.scp import StorageSCP
+from imaging_source.service import ImagingDocumentSource
+from imaging_source.transcode import Transcoder
+from imaging_source.wado import WadoEndpoint
+from xds.http.server import SoapService, run_server, soap_routes
+from xds.vocabulary import Action
+from xds.wsdl import IMAGING_DOCUMENT_SOURCE, WsdlProvider
+
+__all__ = ["PATH", "WADO_PATH", "build_source_app", "describe_endpoints", "open_store", "serve_source"]
+
+log = logging.getLogger(__name__)
+
+PATH: Final = "/imaging-source"
+WADO_PATH: Final = "/wado"
+#: Temporary files older than this are swept at start (left by a crash).
+SWEEP_MIN_AGE: Final = 3600.0
+
+
+def open_store(settings: SourceSettings, *, engine: Engine | None = None) -> DicomStore:
+    """The store of ``settings`` with its index migrated to the newest schema."""
+    engine = engine or make_engine(settings.database_url())
+    upgrade(engine)
+    return DicomStore(settings.store_dir(), engine, fsync=settings.fsync)
+
+
+def source_service(source: ImagingDocumentSource, *, settings: SourceSettings) -> SoapService:
+    """The SOAP endpoint of the Imaging Document Source (RAD TF-3 §4.69)."""
+    return SoapService(
+        path=PATH,
+        handlers={Action.RAD69: source.retrieve},
+        wsdl=WsdlProvider(IMAGING_DOCUMENT_SOURCE, schema_dir=settings.schemas),
+        name="ImagingDocumentSource",
+    )
+
+
+def build_source_app(
+    settings: SourceSettings,
+    *,
+    store: DicomStore | None = None,
+    transcoder: Transcoder | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
+) -> Starlette:
+    """The Edge Server's ASGI app: RAD-69 at :data:`PATH`, WADO-URI at :data:`WADO_PATH`."""
+    store = store or open_store(settings)
+    transcoder = transcoder or Transcoder()
+    source = ImagingDocumentSource(store, source_id=settings.source_id, transcoder=transcoder)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        swept = await anyio.to_thread.run_sync(lambda: store.sweep_tmp(min_age=SWEEP_MIN_AGE))
+        if swept:
+            log.info("start-up sweep removed %d leftover file(s)", swept)
+        yield
+
+    routes: list[BaseRoute] = list(
+        soap_routes(
+            services=[source_service(source, settings=settings)],
+            spool_dir=store.root / "spool",
+            max_envelope_bytes=settings.max_envelope_bytes,
+            max_body_bytes=settings.max_envelope_bytes,
+        )
+    )
+    routes.append(Route(WADO_PATH, endpoint=WadoEndpoint(store, transcoder), methods=["GET", "HEAD"]))
+    routes.extend(extra_routes)
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def describe_endpoints(settings: SourceSettings) -> list[str]:
+    base = f"http://{settings.host}:{settings.port}"
+    lines = [
+        f"Imaging Document Source RAD-69:   {base}{PATH}",
+        f"WSDL:                             {base}{PATH}?wsdl",
+        f"WADO-URI (RAD-55):                {base}{WADO_PATH}",
+        f"repositoryUniqueId (Retrieve Location UID) {settings.source_id}",
+        f"DICOM instances in {settings.store_dir().resolve()}",
+    ]
+    if settings.dicom_port:
+        lines.append(f"DICOM Storage SCP {settings.ae_title} on {settings.dicom_host}:{settings.dicom_port}")
+    return lines
+
+
+def serve_source(settings: SourceSettings) -> None:
+    """Run the Edge Server (HTTP and, unless ``dicom_port`` is 0, the Storage SCP)."""
+    store = open_store(settings)
+    log.info("index database: %s", store.engine.url.render_as_string(hide_password=True))
+    for line in describe_endpoints(settings):
+        log.info("%s", line)
+    intake = Intake(store)
+    intake.start()  # first indexes what a previous run left in incoming/
+    scp = None
+    if settings.dicom_port:
+        scp = StorageSCP(
+            store, ae_title=settings.ae_title, host=settings.dicom_host, port=settings.dicom_port, intake=intake
+        )
+        scp.start()
+    try:
+        run_server(build_source_app(settings, store=store), host=settings.host, port=settings.port, log_level=settings.log_level)
+    finally:
+        if scp is not None:
+            scp.stop()
+        intake.stop()
+        store.engine.dispose()

@@ -1,0 +1,152 @@
+"""``xds source ...``: run the Edge Server (Imaging Document Source) and manage its PACS nodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from imaging_source.config import SourceSettings
+from xds.settings import SettingsError, load_settings
+
+
+def _settings(config: Path | None, **flags: object) -> SourceSettings:
+    try:
+        return load_settings(SourceSettings, section="source", config_file=config, overrides=flags)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _common(function: Any) -> Any:
+    options = [
+        click.option("--store", type=click.Path(file_okay=False, path_type=Path), help="DICOM store directory [default: <data-dir>/dicom]"),
+        click.option("--db", help="SQLAlchemy URL of the index [default: SQLite in the data directory]"),
+        click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Data directory [default: ./data]"),
+        click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TOML file with a [source] section"),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _directory(settings: SourceSettings):  # type: ignore[no-untyped-def]
+    from imaging_source.db import make_engine, upgrade
+    from imaging_source.pacs import PacsDirectory
+
+    engine = make_engine(settings.database_url())
+    upgrade(engine)
+    return PacsDirectory(engine)
+
+
+@click.group()
+def source() -> None:
+    """Edge Server (XDS-I.b Imaging Document Source): DICOM intake, RAD-69 and WADO."""
+
+
+@source.command()
+@_common
+@click.option("--host", help="HTTP address to listen on [default: 127.0.0.1]")
+@click.option("--port", type=int, help="HTTP port [default: 8030]")
+@click.option("--dicom-host", help="DICOM Storage SCP address [default: 127.0.0.1]")
+@click.option("--dicom-port", type=int, help="DICOM Storage SCP port; 0 disables it [default: 11112]")
+@click.option("--ae-title", help="Our AE title (SCP and SCU) [default: XDSEDGE]")
+@click.option("--source-id", help="This source's repositoryUniqueId, an OID [default: a fixed 2.25 OID; set your own]")
+@click.option("--schemas", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Directory of the ebRS/IHE XSDs served with the WSDL")
+def serve(config: Path | None, **flags: object) -> None:
+    """Run the Edge Server: RAD-69 and WADO over HTTP, and the DICOM Storage SCP."""
+    from imaging_source.app import serve_source
+
+    serve_source(_settings(config, **flags))
+
+
+@source.group()
+def pacs() -> None:
+    """The PACS nodes the Edge Server queries (C-FIND) and retrieves from (C-MOVE)."""
+
+
+@pacs.command("add")
+@_common
+@click.argument("name")
+@click.option("--ae-title", "pacs_ae", required=True, help="The PACS's AE title")
+@click.option("--host", "pacs_host", required=True, help="The PACS's host name or address")
+@click.option("--port", "pacs_port", required=True, type=int, help="The PACS's DICOM port")
+@click.option("--disabled", is_flag=True, help="Keep the node but do not query it")
+def pacs_add(config: Path | None, name: str, pacs_ae: str, pacs_host: str, pacs_port: int, disabled: bool, **flags: object) -> None:
+    """Add a PACS node (or replace the node called NAME)."""
+    from imaging_source.pacs import PacsNode
+
+    try:
+        node = PacsNode(name, pacs_ae, pacs_host, pacs_port, enabled=not disabled)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    directory = _directory(_settings(config, **flags))
+    directory.add(node)
+    directory.engine.dispose()
+    click.echo(f"PACS {name}: {pacs_ae}@{pacs_host}:{pacs_port}{' (disabled)' if disabled else ''}")
+
+
+@pacs.command("remove")
+@_common
+@click.argument("name")
+def pacs_remove(config: Path | None, name: str, **flags: object) -> None:
+    """Remove the PACS node called NAME."""
+    directory = _directory(_settings(config, **flags))
+    removed = directory.remove(name)
+    directory.engine.dispose()
+    if not removed:
+        raise click.ClickException(f"no PACS node called {name}")
+    click.echo(f"removed {name}")
+
+
+@pacs.command("list")
+@_common
+def pacs_list(config: Path | None, **flags: object) -> None:
+    """List the PACS nodes."""
+    from rich.console import Console
+    from rich.table import Table
+
+    directory = _directory(_settings(config, **flags))
+    nodes = directory.list()
+    directory.engine.dispose()
+    table = Table("name", "AE title", "host", "port", "enabled")
+    for node in nodes:
+        table.add_row(node.name, node.ae_title, node.host, str(node.port), "yes" if node.enabled else "no")
+    Console().print(table)
+
+
+@pacs.command("echo")
+@_common
+@click.argument("names", nargs=-1)
+@click.option("--ae-title", help="Our calling AE title [default: the configured one]")
+@click.option("--pacs-timeout", type=float, help="Seconds to wait for the PACS [default: 30]")
+def pacs_echo(config: Path | None, names: tuple[str, ...], **flags: object) -> None:
+    """C-ECHO the named PACS nodes (every node without names); exit 1 if one does not answer."""
+    from imaging_source.dicomstore import DicomStore
+    from imaging_source.pacs import PacsClient
+
+    settings = _settings(config, **flags)
+    directory = _directory(settings)
+    try:
+        nodes = directory.list()
+        if names:
+            unknown = set(names) - {n.name for n in nodes}
+            if unknown:
+                raise click.ClickException(f"unknown PACS node(s): {', '.join(sorted(unknown))}")
+            nodes = [n for n in nodes if n.name in names]
+        if not nodes:
+            raise click.ClickException("no PACS node configured (xds source pacs add ...)")
+        client = PacsClient(
+            ae_title=settings.ae_title,
+            store=DicomStore(settings.store_dir(), directory.engine, fsync=settings.fsync),
+            timeout=settings.pacs_timeout,
+        )
+        failed = 0
+        for node in nodes:
+            ok = client.echo(node)
+            failed += not ok
+            click.echo(f"{node.name} ({node.ae_title}@{node.host}:{node.port}): {'ok' if ok else 'FAILED'}")
+    finally:
+        directory.engine.dispose()
+    if failed:
+        raise SystemExit(1)
