@@ -8,7 +8,10 @@ from pathlib import Path
 import click
 
 from conformance_tests.cli import conformance
+from consumer.cli import consumer
+from imaging_source.cli import source
 from registry.cli import registry
+from repository.cli import repository
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -22,6 +25,9 @@ def main() -> None:
 
 
 main.add_command(registry)
+main.add_command(repository)
+main.add_command(source)
+main.add_command(consumer)
 main.add_command(conformance)
 
 
@@ -31,11 +37,16 @@ main.add_command(conformance)
 @click.option("--data-dir", default="data", type=click.Path(path_type=Path), help="Where databases and stores live")
 @click.option("--codes", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Affinity-domain code set (codes.xml)")
 @click.option("--mllp-port", default=2575, type=int, help="ITI-8 MLLP port; 0 disables the feed")
-def up(host: str, port: int, data_dir: Path, codes: Path | None, mllp_port: int) -> None:
+@click.option("--repository-id", default=None, help="The repository's repositoryUniqueId [default: a fixed 2.25 OID]")
+def up(host: str, port: int, data_dir: Path, codes: Path | None, mllp_port: int, repository_id: str | None) -> None:
     """Run every actor in one process on SQLite and local files."""
     from imageshare.up import UpSettings, run_up
 
-    run_up(UpSettings(host=host, port=port, data_dir=data_dir, codes=codes, mllp_port=mllp_port))
+    run_up(
+        UpSettings(
+            host=host, port=port, data_dir=data_dir, codes=codes, mllp_port=mllp_port, repository_id=repository_id
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -16,8 +16,12 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from registry.app import build_registry_app, describe_endpoints
+from registry.app import build_registry_app
+from registry.app import describe_endpoints as registry_endpoints
 from registry.config import RegistrySettings
+from repository.app import build_repository_app
+from repository.app import describe_endpoints as repository_endpoints
+from repository.config import RepositorySettings
 from xds.http.server import run_server
 
 log = logging.getLogger(__name__)
@@ -30,6 +34,7 @@ class UpSettings:
     data_dir: Path = Path("data")
     codes: Path | None = None
     mllp_port: int = 2575
+    repository_id: str | None = None  # None: the repository's fixed default OID
 
 
 def compose(apps: Sequence[Starlette]) -> Starlette:
@@ -47,7 +52,8 @@ def compose(apps: Sequence[Starlette]) -> Starlette:
 
 
 def build_up_app(settings: UpSettings) -> tuple[Starlette, list[str]]:
-    """The composed app and the endpoint lines to log."""
+    """The composed app and the endpoint lines to log. The repository reaches the registry over
+    loopback HTTP, as it would across machines: actors meet only on the wire."""
     registry = RegistrySettings(
         host=settings.host,
         port=settings.port,
@@ -55,7 +61,19 @@ def build_up_app(settings: UpSettings) -> tuple[Starlette, list[str]]:
         codes=settings.codes,
         mllp_port=settings.mllp_port,
     )
-    return compose([build_registry_app(registry)]), describe_endpoints(registry)
+    local = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    repository_options: dict[str, object] = {}
+    if settings.repository_id:
+        repository_options["repository_id"] = settings.repository_id
+    repository = RepositorySettings(
+        host=settings.host,
+        port=settings.port,
+        data_dir=settings.data_dir,
+        registry=f"http://{local}:{settings.port}/registry",
+        **repository_options,  # type: ignore[arg-type]
+    )
+    apps = [build_registry_app(registry), build_repository_app(repository)]
+    return compose(apps), [*registry_endpoints(registry), *repository_endpoints(repository)]
 
 
 def run_up(settings: UpSettings) -> None:

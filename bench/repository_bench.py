@@ -1,0 +1,456 @@
+"""Document Repository throughput: ITI-41 ingest and ITI-43 retrieve in MB/s, each against a plain
+upload and a plain download of the same bytes through the same server, plus the server's peak RSS.
+
+    python bench/repository_bench.py                        # 1 MB, 100 MB, 1 GB
+    python bench/repository_bench.py --sizes 1e6 1e8 --runs 5
+
+One server process per document size (so each peak RSS belongs to one size) runs the benchmark's
+composition of the repository: :func:`repository.app.build_repository_app` unchanged, plus two
+routes the product does not have:
+
+* ``PUT /plain/{name}``: the request body streamed to a file (the writes handed to a worker
+  thread, as the repository's spool does), fsynced and renamed; the durable minimum of a plain
+  upload service, without MIME, hashing, metadata or a registry;
+* ``GET /plain/{sha256}``: the repository's stored file for that content, as a Starlette
+  FileResponse with 1 MiB chunks.
+
+The registry (SQLite) runs in its own process. Clients, each measured in the same run, A/B
+interleaved: **curl** (a fast client: ``-w %{time_total}``, bodies from files) and **httpx**
+(1 MiB generator uploads, ``iter_raw`` downloads), both discarding what they receive. ITI-41 bodies
+are MTOM files whose SOAP part is rewritten in place for each run (fresh uniqueIds, same length);
+between runs the stored documents are removed from the repository's index and store, so no run
+is deduplicated into a rename-free no-op. MB = 10^6 bytes. Medians of ``--runs`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import os
+import random
+import queue
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchutil import DEFAULT_SCRATCH, free_port, machine, server_process, write_json
+
+CHUNK = 1 << 20
+REPOSITORY_ID = "1.3.6.1.4.1.21367.13.40.999"
+PATIENT = "BENCH1^^^&1.3.6.1.4.1.21367.13.20.1000&ISO"
+ITI41 = "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"
+ITI43 = "urn:ihe:iti:2007:RetrieveDocumentSet"
+
+
+# -- the benchmark's server ------------------------------------------------------------------------
+def _plain_routes(store_root: Path) -> list[Any]:
+    """The plain PUT/GET baseline routes (see the module documentation)."""
+    import anyio
+    import anyio.to_thread
+    from starlette.requests import Request
+    from starlette.responses import FileResponse, PlainTextResponse, Response
+    from starlette.routing import Route
+
+    plain_dir = store_root / "plain"
+    plain_dir.mkdir(parents=True, exist_ok=True)
+
+    class ChunkedFile(FileResponse):
+        chunk_size = CHUNK
+
+    async def put(request: Request) -> Response:
+        target = plain_dir / request.path_params["name"]
+        partial = target.with_suffix(".part")
+        chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+
+        def write() -> int:
+            size = 0
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                while (chunk := chunks.get()) is not None:
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                    size += len(chunk)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(partial, target)
+            return size
+
+        async with anyio.create_task_group() as group:
+            result: list[int] = []
+
+            async def writer() -> None:
+                result.append(await anyio.to_thread.run_sync(write))
+
+            group.start_soon(writer)
+            batch: list[bytes] = []
+            pending = 0
+            async for chunk in request.stream():
+                batch.append(chunk)
+                pending += len(chunk)
+                if pending >= CHUNK:
+                    await anyio.to_thread.run_sync(chunks.put, b"".join(batch))
+                    batch, pending = [], 0
+            if batch:
+                await anyio.to_thread.run_sync(chunks.put, b"".join(batch))
+            await anyio.to_thread.run_sync(chunks.put, None)
+        return PlainTextResponse(f"{result[0]}\n", status_code=201)
+
+    async def get(request: Request) -> Response:
+        sha256 = request.path_params["sha256"]
+        path = store_root / "objects" / sha256[:2] / sha256[2:4] / sha256
+        if not path.is_file():
+            return PlainTextResponse("not found\n", status_code=404)
+        return ChunkedFile(path, media_type="application/octet-stream")
+
+    return [Route("/plain/{name}", put, methods=["PUT"]), Route("/plain/{sha256}", get, methods=["GET"])]
+
+
+def serve(args: argparse.Namespace) -> None:
+    """``repository_bench.py serve``: the composition described in the module documentation."""
+    import logging
+
+    from repository.app import build_repository_app
+    from repository.config import RepositorySettings
+    from xds.http.server import run_server
+
+    logging.basicConfig(level=logging.WARNING)
+    if os.environ.get("XDS_BENCH_DEBUG"):
+        logging.getLogger("repository").setLevel(logging.DEBUG)
+    settings = RepositorySettings(
+        port=args.port, registry=args.registry, repository_id=REPOSITORY_ID, store=args.store, db=args.db, data_dir=args.store.parent
+    )
+    app = build_repository_app(settings, extra_routes=_plain_routes(args.store))
+    run_server(app, host="127.0.0.1", port=args.port, log_level="warning")
+
+
+# -- building ITI-41 bodies ------------------------------------------------------------------------
+@dataclass
+class Body:
+    """An MTOM ITI-41 body on disk: [head][document][tail]; the head is rewritten per run."""
+
+    path: Path
+    content_type: str
+    head_length: int
+    document: Path
+    size: int
+    unique_ids: list[str] = field(default_factory=list)
+
+    def next_run(self) -> str:
+        """Fresh uniqueIds in the head (same length); returns the document uniqueId."""
+        head, unique_id = _head(self.document, self.size, next(_RUNS))
+        if len(head) != self.head_length:
+            raise RuntimeError("the SOAP part changed length")
+        with open(self.path, "r+b") as f:
+            f.write(head)
+        self.unique_ids.append(unique_id)
+        return unique_id
+
+
+_BOUNDARY = "MIMEBoundary_repository_bench"
+#: Run numbers, unique across sizes and across invocations of the benchmark (random start).
+_RUNS = itertools.count(random.randrange(10**30))
+
+
+def _fixed_oid(kind: int, counter: int) -> str:
+    # Fixed width: 2.25 + a 39-digit number.
+    return f"2.25.{10**38 * kind + counter:039d}"
+
+
+def _head(document: Path, size: int, counter: int) -> tuple[bytes, str]:
+    from consumer.iti41 import DocumentOptions, build_request, describe
+    from xds.soap.envelope import build_request as envelope
+
+    unique_id = _fixed_oid(1, counter)
+    options = DocumentOptions(patient_id=PATIENT, mime_type="application/pdf", include_hash=False, unique_ids=(unique_id,))
+    submission, documents = describe([document], options)
+    submission.submission_sets[0].unique_id = _fixed_oid(2, counter)
+    documents = [type(documents[0])(documents[0].path, documents[0].entry, "document@bench")]
+    soap = envelope(build_request(submission, documents), action=ITI41, to="http://127.0.0.1/repository")
+    head = (
+        f"--{_BOUNDARY}\r\nContent-Type: application/xop+xml; charset=UTF-8; type=\"application/soap+xml\"\r\n"
+        "Content-Transfer-Encoding: binary\r\nContent-ID: <root@bench>\r\n\r\n"
+    ).encode() + soap + (
+        f"\r\n--{_BOUNDARY}\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: binary\r\n"
+        "Content-ID: <document@bench>\r\n\r\n"
+    ).encode()
+    return head, unique_id
+
+
+def make_body(scratch: Path, document: Path, size: int) -> Body:
+    head, _ = _head(document, size, next(_RUNS))
+    tail = f"\r\n--{_BOUNDARY}--\r\n".encode()
+    path = scratch / f"iti41-{size}.mtom"
+    with open(path, "wb") as out, open(document, "rb") as src:
+        out.write(head)
+        shutil.copyfileobj(src, out, CHUNK)
+        out.write(tail)
+    content_type = (
+        f'multipart/related; boundary={_BOUNDARY}; type="application/xop+xml"; start="<root@bench>"; '
+        f'start-info="application/soap+xml"; action="{ITI41}"'
+    )
+    return Body(path, content_type, len(head), document, size)
+
+
+def make_document(scratch: Path, size: int) -> Path:
+    path = scratch / f"document-{size}.bin"
+    if not path.exists() or path.stat().st_size != size:
+        with open(path, "wb") as f:
+            remaining = size
+            while remaining:
+                n = min(CHUNK, remaining)
+                f.write(os.urandom(n))
+                remaining -= n
+    return path
+
+
+def retrieve_request(unique_id: str) -> bytes:
+    from consumer.iti43 import DocumentRequest, build_request
+    from xds.soap.envelope import build_request as envelope
+
+    return envelope(build_request([DocumentRequest(unique_id, REPOSITORY_ID)]), action=ITI43, to="http://127.0.0.1/repository")
+
+
+# -- clients ---------------------------------------------------------------------------------------
+def _curl(args: list[str]) -> float:
+    out = subprocess.run(["curl", "-s", "-S", "--fail", "-w", "%{time_total}", *args], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(CHUNK):
+            yield chunk
+
+
+class Clients:
+    """The two clients, each timing one transfer and returning seconds."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.http = httpx.Client(timeout=600)
+
+    def close(self) -> None:
+        self.http.close()
+
+    # uploads
+    def iti41(self, client: str, body: Body) -> float:
+        body.next_run()
+        url = self.base + "/repository"
+        if client == "curl":
+            return _curl(["-o", "/dev/null", "-X", "POST", "-H", f"Content-Type: {body.content_type}",
+                          "--data-binary", f"@{body.path}", url])  # fmt: skip
+        headers = {"content-type": body.content_type, "content-length": str(body.path.stat().st_size)}
+        start = time.perf_counter()
+        response = self.http.post(url, content=_file_chunks(body.path), headers=headers)
+        elapsed = time.perf_counter() - start
+        if response.status_code != 200 or b"ResponseStatusType:Success" not in response.content:
+            raise RuntimeError(f"ITI-41 failed: {response.status_code} {response.content[:2000]!r}")
+        return elapsed
+
+    def plain_put(self, client: str, document: Path, name: str) -> float:
+        url = f"{self.base}/plain/{name}"
+        if client == "curl":
+            return _curl(["-o", "/dev/null", "-T", str(document), url])
+        headers = {"content-length": str(document.stat().st_size)}
+        start = time.perf_counter()
+        response = self.http.put(url, content=_file_chunks(document), headers=headers)
+        elapsed = time.perf_counter() - start
+        response.raise_for_status()
+        return elapsed
+
+    # downloads
+    def iti43(self, client: str, unique_id: str, request_file: Path) -> float:
+        url = self.base + "/repository"
+        request_file.write_bytes(retrieve_request(unique_id))
+        if client == "curl":
+            return _curl(["-o", "/dev/null", "-X", "POST", "-H", "Content-Type: application/soap+xml",
+                          "--data-binary", f"@{request_file}", url])  # fmt: skip
+        start = time.perf_counter()
+        with self.http.stream("POST", url, content=request_file.read_bytes(), headers={"content-type": "application/soap+xml"}) as r:
+            for _ in r.iter_raw(CHUNK):
+                pass
+        elapsed = time.perf_counter() - start
+        if r.status_code != 200:
+            raise RuntimeError(f"ITI-43 failed: {r.status_code}")
+        return elapsed
+
+    def plain_get(self, client: str, sha256: str) -> float:
+        url = f"{self.base}/plain/{sha256}"
+        if client == "curl":
+            return _curl(["-o", "/dev/null", url])
+        start = time.perf_counter()
+        with self.http.stream("GET", url) as r:
+            for _ in r.iter_raw(CHUNK):
+                pass
+        r.raise_for_status()
+        return time.perf_counter() - start
+
+
+# -- orchestration ---------------------------------------------------------------------------------
+def _wipe_documents(db: str, store: Path) -> None:
+    """Remove the stored documents (index rows and files): the next run stores afresh."""
+    from sqlalchemy import delete
+
+    from repository.db import make_engine
+    from repository.schema import blob, document
+
+    engine = make_engine(db)
+    with engine.begin() as conn:
+        conn.execute(delete(document))
+        conn.execute(delete(blob))
+    engine.dispose()
+    shutil.rmtree(store / "objects", ignore_errors=True)
+    (store / "objects").mkdir(parents=True, exist_ok=True)
+    for path in (store / "plain").glob("*"):
+        path.unlink()
+
+
+def _peak_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _median_rate(size: int, seconds: list[float]) -> float:
+    return size / statistics.median(seconds) / 1e6
+
+
+def _feed_patient(registry_db: str) -> None:
+    from registry.patients import Patient
+    from registry.store.db import make_engine, upgrade
+    from registry.store.patients import PatientStore
+
+    engine = make_engine(registry_db)
+    upgrade(engine)
+    PatientStore(engine).add_or_update(Patient(patient_id=PATIENT))
+    engine.dispose()
+
+
+def run_size(size: int, runs: int, *, registry: str, scratch: Path, clients_used: list[str]) -> dict[str, Any]:
+    document = make_document(scratch, size)
+    sha256 = hashlib.sha256(document.read_bytes()).hexdigest() if size <= 1 << 28 else _sha256_file(document)
+    body = make_body(scratch, document, size)
+    store = scratch / f"store-{size}"
+    shutil.rmtree(store, ignore_errors=True)
+    db = f"sqlite:///{scratch / f'repository-{size}.sqlite'}"
+    Path(db.removeprefix("sqlite:///")).unlink(missing_ok=True)
+    port = free_port()
+    argv = [sys.executable, str(Path(__file__).resolve()), "serve", "--port", str(port), "--registry", registry,
+            "--store", str(store), "--db", db]  # fmt: skip
+    request_file = scratch / "retrieve.xml"
+    times: dict[str, list[float]] = {}
+    with server_process(argv, port=port, path="/repository", log=scratch / f"server-{size}.log") as proc:
+        bench = Clients(f"http://127.0.0.1:{port}")
+        try:
+            # Warm-up: one of each (not timed), and the document left stored for the downloads.
+            bench.iti41("httpx", body)
+            bench.plain_put("httpx", document, "warm")
+            for run in range(runs):
+                for client in clients_used:
+                    # Uploads, A/B: ITI-41 then plain PUT, each on an empty store.
+                    _wipe_documents(db, store)
+                    times.setdefault(f"iti41/{client}", []).append(bench.iti41(client, body))
+                    times.setdefault(f"put/{client}", []).append(bench.plain_put(client, document, f"run{run}"))
+                    # Downloads of what was just stored, A/B.
+                    uid = body.unique_ids[-1]
+                    times.setdefault(f"iti43/{client}", []).append(bench.iti43(client, uid, request_file))
+                    times.setdefault(f"get/{client}", []).append(bench.plain_get(client, sha256))
+            peak = _peak_rss(proc.pid)
+        finally:
+            bench.close()
+    shutil.rmtree(store, ignore_errors=True)
+    body.path.unlink(missing_ok=True)
+    result: dict[str, Any] = {"size": size, "runs": runs, "peak_rss_bytes": peak, "seconds": times, "mb_per_s": {}}
+    for key, seconds in times.items():
+        result["mb_per_s"][key] = _median_rate(size, seconds)
+    for client in clients_used:
+        rates = result["mb_per_s"]
+        result.setdefault("ratios", {})[client] = {
+            "ingest": rates[f"iti41/{client}"] / rates[f"put/{client}"],
+            "retrieve": rates[f"iti43/{client}"] / rates[f"get/{client}"],
+        }
+    return result
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    for chunk in _file_chunks(path):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def report(results: list[dict[str, Any]], clients_used: list[str]) -> str:
+    lines = [
+        "| size | client | ITI-41 MB/s | plain PUT MB/s | **ingest ratio** | ITI-43 MB/s | plain GET MB/s | **retrieve ratio** | server peak RSS |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        for client in clients_used:
+            m = r["mb_per_s"]
+            ratio = r["ratios"][client]
+            lines.append(
+                f"| {r['size'] / 1e6:,.0f} MB | {client} | {m[f'iti41/{client}']:,.0f} | {m[f'put/{client}']:,.0f} | "
+                f"**{ratio['ingest']:.0%}** | {m[f'iti43/{client}']:,.0f} | {m[f'get/{client}']:,.0f} | "
+                f"**{ratio['retrieve']:.0%}** | {r['peak_rss_bytes'] / 1e6:,.0f} MB |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command")
+    serve_parser = sub.add_parser("serve", help="run the benchmark's server (used by the benchmark itself)")
+    serve_parser.add_argument("--port", type=int, required=True)
+    serve_parser.add_argument("--registry", required=True)
+    serve_parser.add_argument("--store", type=Path, required=True)
+    serve_parser.add_argument("--db", required=True)
+    parser.add_argument("--sizes", type=float, nargs="+", default=[1e6, 1e8, 1e9], help="document sizes in bytes")
+    parser.add_argument("--runs", type=int, nargs="+", default=[15, 7, 5], help="runs per size (the last value repeats)")
+    parser.add_argument("--clients", nargs="+", default=["curl", "httpx"], choices=["curl", "httpx"])
+    parser.add_argument("--scratch", type=Path, default=DEFAULT_SCRATCH / "repository")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        serve(args)
+        return 0
+    if "curl" in args.clients and shutil.which("curl") is None:
+        parser.error("curl is not installed; use --clients httpx")
+    scratch: Path = args.scratch
+    scratch.mkdir(parents=True, exist_ok=True)
+    registry_db = f"sqlite:///{scratch / 'registry.sqlite'}"
+    Path(registry_db.removeprefix("sqlite:///")).unlink(missing_ok=True)
+    _feed_patient(registry_db)
+    registry_port = free_port()
+    registry_argv = [
+        sys.executable, "-c", "import sys; from registry.cli import registry; registry(sys.argv[1:])",
+        "serve", "--port", str(registry_port), "--db", registry_db, "--data-dir", str(scratch / "registry"), "--mllp-port", "0",
+    ]  # fmt: skip
+    results = []
+    with server_process(registry_argv, port=registry_port, path="/registry", log=scratch / "registry.log"):
+        registry = f"http://127.0.0.1:{registry_port}/registry"
+        for index, size in enumerate(args.sizes):
+            runs = args.runs[min(index, len(args.runs) - 1)]
+            print(f"size {size / 1e6:,.0f} MB, {runs} runs ...", flush=True)
+            results.append(run_size(int(size), runs, registry=registry, scratch=scratch, clients_used=args.clients))
+            print(report(results[-1:], args.clients), flush=True)
+    payload = {"machine": machine(), "results": results}
+    write_json(args.json or scratch / "repository_bench.json", payload)
+    print()
+    print(report(results, args.clients))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

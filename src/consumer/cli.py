@@ -1,0 +1,345 @@
+"""``xds consumer ...``: query a registry (ITI-18), retrieve documents (ITI-43), submit files
+(ITI-41), from the command line.
+
+A first round trip, against ``xds up`` or a registry and repository on their default ports::
+
+    xds registry patient add 'P1^^^&1.3.6.1.4.1.21367.13.20.1000&ISO'
+    xds consumer submit report.pdf --patient 'P1^^^&1.3.6.1.4.1.21367.13.20.1000&ISO'
+    xds consumer query --patient 'P1^^^&1.3.6.1.4.1.21367.13.20.1000&ISO'
+    xds consumer retrieve 2.25.1234... --out ./retrieved
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from consumer import iti18, iti41, iti43
+from xds.errors import RegistryError, XdsError
+from xds.http.client import SoapConnectionError, SoapClient, SoapProtocolError
+from xds.metadata.model import Code, Submission
+from xds.soap.fault import SoapFault
+from xds.vocabulary import ResponseStatus, Status
+from xds.xml import to_bytes
+
+DEFAULT_REGISTRY: Final = "http://127.0.0.1:8010/registry"
+DEFAULT_REPOSITORY: Final = "http://127.0.0.1:8020/repository"
+_STATUSES: Final = {
+    "approved": [Status.APPROVED],
+    "deprecated": [Status.DEPRECATED],
+    "all": [Status.APPROVED, Status.DEPRECATED],
+}
+#: Show a progress bar only for responses at least this large (or of unknown size).
+_PROGRESS_ABOVE: Final = 1 << 20
+
+_registry_option = click.option(
+    "--registry", envvar="XDS_CONSUMER_REGISTRY", default=DEFAULT_REGISTRY, show_default=True, help="Document Registry endpoint"
+)
+_repository_option = click.option(
+    "--repository", envvar="XDS_CONSUMER_REPOSITORY", default=DEFAULT_REPOSITORY, show_default=True, help="Document Repository endpoint"
+)
+_timeout_option = click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per network operation")
+
+
+def _short(value: str | None) -> str:
+    return (value or "").rsplit(":", 1)[-1]
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _report_errors(console: Console, status: str, errors: Sequence[RegistryError]) -> None:
+    colour = "green" if status == ResponseStatus.SUCCESS else ("yellow" if "Partial" in status else "red")
+    console.print(f"status: [{colour}]{_short(status)}[/{colour}]")
+    for error in errors:
+        kind = "warning" if not error.is_error else "error"
+        where = f" [{error.location}]" if error.location else ""
+        console.print(f"  {kind}: {error.code_text}{where}: {error.context}", highlight=False)
+
+
+def _parse_code(text: str | None) -> Code | None:
+    """``CODE^^SCHEME`` (the stored-query form), optionally ``CODE^^SCHEME^Display``."""
+    if text is None:
+        return None
+    code, sep, rest = text.partition("^^")
+    scheme, _, display = rest.partition("^")
+    if not sep or not code or not scheme:
+        raise click.BadParameter(f"{text!r} is not CODE^^SCHEME")
+    return Code(code, scheme, display)
+
+
+@click.group()
+def consumer() -> None:
+    """Document Consumer (and a simple Document Source): ITI-18 query, ITI-43 retrieve, ITI-41 submit."""
+
+
+# -- query --------------------------------------------------------------------------------------
+def _documents_table(sub: Submission) -> Table:
+    table = Table(title=f"{len(sub.document_entries)} document(s)")
+    # Identifiers and short values never wrap (they are copied into other commands).
+    table.add_column("uniqueId", no_wrap=True)
+    table.add_column("title", overflow="fold")
+    table.add_column("mimeType", no_wrap=True)
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("created", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("repositoryUniqueId", overflow="fold")
+    for de in sub.document_entries:
+        table.add_row(
+            de.unique_id or "",
+            de.title or "",
+            de.mime_type,
+            de.size or "",
+            de.creation_time or "",
+            _short(de.status),
+            de.repository_unique_id or "",
+        )
+    return table
+
+
+def _submission_sets_table(sub: Submission) -> Table:
+    table = Table(title=f"{len(sub.submission_sets)} submission set(s)")
+    table.add_column("uniqueId", no_wrap=True)
+    table.add_column("title", overflow="fold")
+    table.add_column("submitted", no_wrap=True)
+    table.add_column("sourceId", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("entryUUID", overflow="fold")
+    for ss in sub.submission_sets:
+        table.add_row(ss.unique_id or "", ss.title or "", ss.submission_time or "", ss.source_id or "", _short(ss.status), ss.id)
+    return table
+
+
+def _folders_table(sub: Submission) -> Table:
+    table = Table(title=f"{len(sub.folders)} folder(s)")
+    for column in ("uniqueId", "title", "lastUpdate", "status"):
+        table.add_column(column, overflow="fold")
+    for fd in sub.folders:
+        table.add_row(fd.unique_id or "", fd.title or "", fd.last_update_time or "", _short(fd.status))
+    return table
+
+
+def _query_params(query: str, patient: str | None, statuses: list[str], submission_set: str | None) -> dict[str, object]:
+    if query == "GetSubmissionSetAndContents":
+        if not submission_set:
+            raise click.UsageError("get-submission-set-and-contents needs --submission-set (uniqueId or urn:uuid entryUUID)")
+        key = "$XDSSubmissionSetEntryUUID" if submission_set.startswith("urn:uuid:") else "$XDSSubmissionSetUniqueId"
+        return {key: submission_set}
+    if not patient:
+        raise click.UsageError(f"{query} needs --patient")
+    if query == "FindDocuments":
+        return {"$XDSDocumentEntryPatientId": patient, "$XDSDocumentEntryStatus": statuses}
+    if query == "FindSubmissionSets":
+        return {"$XDSSubmissionSetPatientId": patient, "$XDSSubmissionSetStatus": statuses}
+    return {
+        "$patientId": patient,
+        "$XDSDocumentEntryStatus": statuses,
+        "$XDSSubmissionSetStatus": statuses,
+        "$XDSFolderStatus": statuses,
+    }
+
+
+@consumer.command()
+@_registry_option
+@click.option("--patient", help="Patient ID, e.g. 'P1^^^&1.2.3&ISO'")
+@click.option(
+    "--query", "query_name", type=click.Choice(["find-documents", "find-submission-sets", "get-submission-set-and-contents", "get-all"]),
+    default="find-documents", show_default=True, help="Stored query",
+)
+@click.option("--status", type=click.Choice(sorted(_STATUSES)), default="approved", show_default=True, help="Which availability statuses")
+@click.option("--submission-set", help="For get-submission-set-and-contents: its uniqueId or entryUUID")
+@click.option("--xml", "as_xml", is_flag=True, help="Print the AdhocQueryResponse as XML instead of tables")
+@_timeout_option
+def query(
+    registry: str, patient: str | None, query_name: str, status: str, submission_set: str | None, as_xml: bool, timeout: float
+) -> None:
+    """Run a stored query (ITI-18) and show what the registry returns."""
+    name = iti18.QUERIES[query_name]
+    params = _query_params(name, patient, _STATUSES[status], submission_set)
+    console = Console()
+    try:
+        with SoapClient(registry, timeout=timeout) as client:
+            result = iti18.stored_query(client, name, params)
+    except XdsError as exc:
+        _fail(str(exc))
+    except (SoapConnectionError, SoapProtocolError, SoapFault) as exc:
+        _fail(f"{registry}: {exc}")
+    if as_xml:
+        click.echo(to_bytes(result.element, xml_declaration=False).decode("utf-8"))
+    else:
+        sub = result.submission
+        if sub.submission_sets or name in ("FindSubmissionSets", "GetSubmissionSetAndContents", "GetAll"):
+            console.print(_submission_sets_table(sub))
+        if sub.document_entries or name in ("FindDocuments", "GetSubmissionSetAndContents", "GetAll"):
+            console.print(_documents_table(sub))
+        if sub.folders:
+            console.print(_folders_table(sub))
+        _report_errors(console, result.status, result.errors)
+    if not result.ok:
+        sys.exit(1)
+
+
+# -- retrieve -----------------------------------------------------------------------------------
+class _Bar:
+    """Adapts :class:`consumer.iti43.Progress` to a rich progress bar (shown for large bodies)."""
+
+    def __init__(self, progress: Progress, label: str) -> None:
+        self._progress = progress
+        self._label = label
+        self._task: int | None = None
+
+    def start(self, total: int | None) -> None:
+        if total is None or total >= _PROGRESS_ABOVE:
+            self._progress.start()
+            self._task = self._progress.add_task(self._label, total=total)
+
+    def advance(self, n: int) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, advance=n)
+
+
+@consumer.command()
+@click.argument("unique_ids", nargs=-1, required=True)
+@_repository_option
+@click.option("--repository-id", help="repositoryUniqueId of the documents [default: asked of the registry]")
+@_registry_option
+@click.option("--home", help="homeCommunityId to send with each request")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True, help="Directory for the files")
+@click.option("--no-progress", is_flag=True, help="Never show a progress bar")
+@_timeout_option
+def retrieve(
+    unique_ids: tuple[str, ...],
+    repository: str,
+    repository_id: str | None,
+    registry: str,
+    home: str | None,
+    out: Path,
+    no_progress: bool,
+    timeout: float,
+) -> None:
+    """Retrieve documents by uniqueId (ITI-43) into files named after them."""
+    console = Console(stderr=True)
+    if repository_id is None:
+        try:
+            with SoapClient(registry, timeout=timeout) as client:
+                locations = iti18.document_locations(client, unique_ids)
+        except (SoapConnectionError, SoapProtocolError, SoapFault, XdsError) as exc:
+            _fail(f"--repository-id not given and the registry cannot tell it: {exc}")
+        missing = [uid for uid in unique_ids if uid not in locations]
+        if missing:
+            _fail(f"the registry knows no document {', '.join(missing)}; give --repository-id to ask the repository anyway")
+        requests = [iti43.DocumentRequest(uid, locations[uid], home) for uid in unique_ids]
+    else:
+        requests = [iti43.DocumentRequest(uid, repository_id, home) for uid in unique_ids]
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    progress = Progress(*columns, console=console, transient=True)  # started for large bodies only
+    bar = None if no_progress else _Bar(progress, f"retrieving {len(requests)} document(s)")
+    try:
+        result = iti43.retrieve(repository, requests, out, progress=bar, timeout=timeout)
+    except (SoapConnectionError, SoapProtocolError, SoapFault) as exc:
+        _fail(f"{repository}: {exc}")
+    finally:
+        progress.stop()
+    for document in result.documents:
+        click.echo(f"{document.document_id}\t{document.mime_type}\t{document.size} bytes\tsha1 {document.sha1}\t{document.path}")
+    _report_errors(console, result.status, result.errors)
+    if result.status == ResponseStatus.FAILURE:
+        sys.exit(1)
+
+
+# -- submit -------------------------------------------------------------------------------------
+@consumer.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--patient", required=True, help="Affinity-domain patient ID, e.g. 'P1^^^&1.2.3&ISO' (known to the registry)")
+@_repository_option
+@click.option("--mime-type", help="mimeType of every file [default: guessed from the file name]")
+@click.option("--title", help="Document title [default: the file name]")
+@click.option("--class-code", help="CODE^^SCHEME [default: REPORTS, or IMAGES for DICOM]")
+@click.option("--type-code", help="CODE^^SCHEME [default: 34133-9^^2.16.840.1.113883.6.1]")
+@click.option("--format-code", help="CODE^^SCHEME [default: mimeType Sufficient, or KOS for DICOM]")
+@click.option("--confidentiality-code", help="CODE^^SCHEME [default: N^^2.16.840.1.113883.5.25]")
+@click.option("--facility-code", help="healthcareFacilityTypeCode, CODE^^SCHEME [default: 35971002 ambulatory care site]")
+@click.option("--practice-code", help="practiceSettingCode, CODE^^SCHEME [default: 309964003 radiology department]")
+@click.option("--content-type-code", help="SubmissionSet contentTypeCode, CODE^^SCHEME")
+@click.option("--event-code", multiple=True, help="eventCodeList entry, CODE^^SCHEME (repeatable)")
+@click.option("--author", help="authorPerson (XCN), e.g. '^Welby^Marcus^^^Dr^MD'")
+@click.option("--institution", help="authorInstitution (XON)")
+@click.option("--source-id", help="SubmissionSet sourceId (OID)")
+@click.option("--unique-id", "unique_ids", multiple=True, help="uniqueId per file, in order [default: new 2.25 OIDs]")
+@click.option("--no-hash", is_flag=True, help="Do not send hash and size (the repository computes them)")
+@_timeout_option
+def submit(
+    files: tuple[Path, ...],
+    patient: str,
+    repository: str,
+    mime_type: str | None,
+    title: str | None,
+    class_code: str | None,
+    type_code: str | None,
+    format_code: str | None,
+    confidentiality_code: str | None,
+    facility_code: str | None,
+    practice_code: str | None,
+    content_type_code: str | None,
+    event_code: tuple[str, ...],
+    author: str | None,
+    institution: str | None,
+    source_id: str | None,
+    unique_ids: tuple[str, ...],
+    no_hash: bool,
+    timeout: float,
+) -> None:
+    """Submit FILES as documents of one submission set (ITI-41 Provide and Register)."""
+    overrides: dict[str, object] = {
+        "type_code": _parse_code(type_code),
+        "confidentiality_code": _parse_code(confidentiality_code),
+        "healthcare_facility_type_code": _parse_code(facility_code),
+        "practice_setting_code": _parse_code(practice_code),
+        "content_type_code": _parse_code(content_type_code),
+        "source_id": source_id,
+    }
+    try:
+        options = iti41.DocumentOptions(
+            patient_id=patient,
+            mime_type=mime_type,
+            title=title,
+            class_code=_parse_code(class_code),
+            format_code=_parse_code(format_code),
+            event_codes=tuple(c for c in (_parse_code(e) for e in event_code) if c is not None),
+            author_person=author,
+            author_institution=institution,
+            include_hash=not no_hash,
+            unique_ids=unique_ids,
+            **{k: v for k, v in overrides.items() if v is not None},  # type: ignore[arg-type]
+        )
+        submission, documents = iti41.describe(list(files), options)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    console = Console()
+    try:
+        result = iti41.provide_and_register(repository, submission, documents, timeout=timeout)
+    except (SoapConnectionError, SoapProtocolError, SoapFault) as exc:
+        _fail(f"{repository}: {exc}")
+    if result.ok:
+        table = Table(title="submitted")
+        table.add_column("file", overflow="fold")
+        table.add_column("uniqueId", no_wrap=True)
+        table.add_column("mimeType", no_wrap=True)
+        table.add_column("size", justify="right", no_wrap=True)
+        for document in documents:
+            table.add_row(str(document.path), document.entry.unique_id or "", document.entry.mime_type, str(document.path.stat().st_size))
+        console.print(table)
+        ids = " ".join(d.entry.unique_id or "" for d in documents)
+        console.print(f"retrieve with: xds consumer retrieve {ids}", highlight=False, soft_wrap=True)
+    _report_errors(console, result.status, result.errors)
+    if not result.ok:
+        sys.exit(1)

@@ -1,0 +1,51 @@
+"""The Document Repository's settings (see :mod:`xds.settings` for how they are layered)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from repository.db import sqlite_url
+
+#: A repositoryUniqueId for a repository nobody configured: an OID under the UUID arc (2.25),
+#: fixed so a default installation keeps its identity across restarts. Configure your own.
+DEFAULT_REPOSITORY_ID: Final = "2.25.238961674467101617869808865231699281568"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RepositorySettings:
+    """Everything ``xds repository serve`` can be told; section ``[repository]``,
+    env ``XDS_REPOSITORY_*``."""
+
+    host: str = "127.0.0.1"
+    port: int = 8020
+    # The Document Registry's SOAP endpoint (ITI-42 out, ITI-18 for reconciliation).
+    registry: str = "http://127.0.0.1:8010/registry"
+    # XDSDocumentEntry.repositoryUniqueId of this repository (ITI TF-3 §4.2.3.2.18).
+    repository_id: str = DEFAULT_REPOSITORY_ID
+    # Where documents live (content-addressed); empty = <data_dir>/documents.
+    store: Path | None = None
+    # SQLAlchemy URL of the index; empty = SQLite (WAL) at <data_dir>/repository.sqlite.
+    db: str | None = None
+    data_dir: Path = Path("data")
+    # Directory of the ebRS/IHE schemas, served at ?xsd= and referenced by the WSDL.
+    schemas: Path | None = None
+    # Seconds for each connect/read/write of the ITI-42 and ITI-18 calls to the registry.
+    registry_timeout: float = 60.0
+    # Largest ITI-41 request body (HTTP 413 beyond) and largest SOAP envelope held in memory.
+    max_body_bytes: int = 8 << 30
+    max_envelope_bytes: int = 64 << 20
+    # After an ITI-42 call whose outcome is unknown (timeout, broken reply), how long the staged
+    # documents wait before the reconciler asks the registry what it did with them.
+    pending_grace: float = 300.0
+    # How often the reconciler looks for staged documents whose submission was interrupted.
+    reconcile_interval: float = 60.0
+    workers: int = 1
+    log_level: str = "info"
+
+    def database_url(self) -> str:
+        return self.db or sqlite_url(self.data_dir)
+
+    def store_dir(self) -> Path:
+        return self.store if self.store is not None else self.data_dir / "documents"

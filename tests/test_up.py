@@ -1,0 +1,132 @@
+"""``xds up``: the real command in its own process hosts the registry and the repository on one
+port; a document submitted through the repository is registered, found and retrieved
+byte-identical, and the repository reaches the registry over loopback HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from consumer.cli import consumer
+from imageshare.cli import main
+from tests.support import factory as f
+from tests.support.paths import REPO
+from tests.support.repository import free_port
+from xds.hl7.mllp import send_mllp
+
+
+@dataclass(frozen=True)
+class Up:
+    base: str
+    mllp_port: int
+    data_dir: Path
+    log: Path
+
+
+def _xds_command() -> list[str]:
+    script = Path(sys.executable).with_name("xds")
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-c", "from imageshare.cli import main; main()"]
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Iterator[Up]:
+    port, mllp_port = free_port(), free_port()
+    data_dir, log = tmp_path / "data", tmp_path / "up.log"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO / "src") + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [*_xds_command(), "up", "--port", str(port), "--mllp-port", str(mllp_port), "--data-dir", str(data_dir)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{base}/repository?wsdl", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        yield Up(base, mllp_port, data_dir, log)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _feed(up: Up, pid: str) -> None:
+    local, authority = pid.split("^^^")
+    message = (
+        f"MSH|^~\\&|ADT|HOSP|XDS|REG|20261129120000||ADT^A04^ADT_A01|MSG{local}|P|2.5\r"
+        f"EVN|A04|20261129120000\rPID|1||{local}^^^{authority}||Doe^Jane||19700101|F\r"
+    ).encode()
+    reply = send_mllp("127.0.0.1", up.mllp_port, message, timeout=10)
+    assert b"MSA|AA" in reply, reply
+
+
+def test_up_serves_registry_and_repository_together(up: Up, tmp_path: Path) -> None:
+    pid = f.patient_id()
+    _feed(up, pid)
+    document = tmp_path / "report.txt"
+    document.write_bytes(b"Impression: normal study.\n" + os.urandom(200_000))
+    env = {"XDS_CONSUMER_REGISTRY": f"{up.base}/registry", "XDS_CONSUMER_REPOSITORY": f"{up.base}/repository"}
+    runner = CliRunner()
+
+    submitted = runner.invoke(consumer, ["submit", str(document), "--patient", pid], env=env)
+    assert submitted.exit_code == 0, submitted.output
+    listed = runner.invoke(consumer, ["query", "--patient", pid, "--xml"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success" in listed.output
+    unique_ids = _unique_ids(listed.output)
+    assert len(unique_ids) == 1, listed.output
+
+    out = tmp_path / "out"
+    fetched = runner.invoke(consumer, ["retrieve", unique_ids[0], "--out", str(out)], env=env)
+    assert fetched.exit_code == 0, fetched.output
+    [written] = out.glob(f"{unique_ids[0]}.*")
+    assert written.read_bytes() == document.read_bytes()
+    assert (up.data_dir / "registry.sqlite").is_file() or any(up.data_dir.glob("*.sqlite"))
+    assert any((up.data_dir / "documents").rglob("*")), "the repository stores under the data directory"
+    log = up.log.read_text()
+    assert "/registry" in log and "/repository" in log, "the endpoints are logged at start"
+
+
+def _unique_ids(xml: str) -> list[str]:
+    from lxml import etree
+
+    from xds.vocabulary import IdScheme
+
+    root = etree.fromstring(xml.encode())
+    return [
+        e.get("value")
+        for e in root.iter("{urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0}ExternalIdentifier")
+        if e.get("identificationScheme") == IdScheme.DE_UNIQUE_ID
+    ]
+
+
+def test_every_actor_group_is_on_the_xds_command() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0, result.output
+    for group in ("registry", "repository", "source", "consumer", "conformance", "up"):
+        assert f"  {group} " in result.output, result.output
