@@ -35,7 +35,7 @@ from xds.soap.mtom_decode import (
     normalize_content_id,
     parse_content_type,
 )
-from xds.soap.mtom_encode import OutgoingPart, cid_href, encode_mtom, new_content_id
+from xds.soap.mtom_encode import COALESCE_BYTES, OutgoingPart, cid_href, encode_mtom, new_content_id
 from xds.vocabulary import NS_XDS, NS_XMIME, Action
 
 ENVELOPE = build_request(etree.Element(f"{{{NS_XDS}}}RetrieveDocumentSetRequest"), action=Action.ITI43)
@@ -833,3 +833,23 @@ def test_move_to_another_filesystem_copies_then_removes_the_source(
     assert target.read_bytes() == b"study"
     assert source is not None and not source.exists()
     assert list(spool_dir.iterdir()) == []
+
+
+def test_async_body_gathers_small_parts_into_few_chunks_and_keeps_every_byte(tmp_path: Path) -> None:
+    """Many small files (a RAD-69 study) reach the socket in about body/1 MiB chunks, not one
+    or more per file, and the bytes are exactly the synchronous encoding's."""
+    files = []
+    for i in range(120):
+        path = tmp_path / f"instance{i}.dcm"
+        path.write_bytes(os.urandom(30_000 + i))
+        files.append(OutgoingPart(f"part{i}@example.org", "application/dicom", path))
+    expected = b"".join(encode_mtom(b"<root/>", files, boundary="b", root_content_id="root@example.org"))
+
+    async def collect() -> list[bytes]:
+        payload = encode_mtom(b"<root/>", files, boundary="b", root_content_id="root@example.org")
+        return [chunk async for chunk in payload]
+
+    chunks = anyio.run(collect)
+    assert b"".join(chunks) == expected
+    assert all(chunks)
+    assert len(chunks) <= len(expected) // COALESCE_BYTES + 1 < len(files)
