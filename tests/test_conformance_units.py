@@ -336,9 +336,9 @@ def test_cli_list_and_usage_errors() -> None:
         and "-> Success; 5 DocumentEntry" in listed.output
     )
     everything = runner.invoke(conformance, ["list"])
-    assert "repository: no test plan yet" in everything.output
-    no_plan = runner.invoke(conformance, ["run", "--actor", "repository", "--endpoint", "http://x/repository"])
-    assert no_plan.exit_code == 2 and "no test plan for the repository yet" in no_plan.output
+    assert "consumer: no test plan yet" in everything.output
+    no_plan = runner.invoke(conformance, ["run", "--actor", "consumer", "--endpoint", "http://x/consumer"])
+    assert no_plan.exit_code == 2 and "no test plan for the consumer yet" in no_plan.output
     no_patients = runner.invoke(conformance, ["run", "--actor", "registry", "--endpoint", "http://x/registry",
                                               *(["--schemas", str(SCHEMAS)] if SCHEMAS.is_dir() else [])])  # fmt: skip
     assert no_patients.exit_code == 2 and "--mllp" in no_patients.output

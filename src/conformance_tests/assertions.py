@@ -149,10 +149,12 @@ def check_envelope(
 
 def check_schema(view: ResponseView, schemas: SchemaSet) -> Check:
     """The body validates against the ebRS 3.0 / IHE schemas."""
-    rule = "ebRS 3.0 rs.xsd, query.xsd, rim.xsd (ITI TF-3 §4.2)"
-    if view.body is None:
+    rule = "ebRS 3.0 rs.xsd, query.xsd, rim.xsd (ITI TF-3 §4.2); XDS.b_DocumentRepository.xsd"
+    # XOP §3.2: an MTOM body is validated as its infoset (parts back in as base64).
+    infoset = view.infoset()
+    if infoset is None:
         return _check("XSD", False, "no body to validate", rule)
-    errors = schemas.validate(view.body)
+    errors = schemas.validate(infoset)
     return _check("XSD", not errors, "; ".join(errors) or "valid", rule)
 
 
@@ -230,6 +232,9 @@ def check_status(view: ResponseView, expect: Expectation, *, is_query: bool) -> 
     hard = [e for e in errors if e.is_error]
     if expect.status == ResponseStatus.SUCCESS:
         checks.append(_check("no errors", not hard, f"errors: {listed}", rule))
+    if expect.status == ResponseStatus.PARTIAL_SUCCESS:
+        # ITI TF-2b §3.43.4.2.3: PartialSuccess lists an error for each document not returned.
+        checks.append(_check("error list", bool(hard), f"errors: {listed}", rule + "; PartialSuccess lists its errors"))
     if expect.status == ResponseStatus.FAILURE:
         checks.append(_check("error list", bool(hard), f"errors: {listed}", rule + "; a Failure lists its errors"))
         if is_query:

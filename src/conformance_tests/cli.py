@@ -5,6 +5,8 @@
     xds conformance list [--actor registry] [--steps]
     xds conformance run --actor registry --endpoint http://host:8010/registry \\
         --mllp host:2575 --junit results.xml --html report.html
+    xds conformance run --actor repository --endpoint http://host:8020/repository \\
+        --registry-sim-port 9010      # the repository sends ITI-42 to http://127.0.0.1:9010/registry
 
 Patients reach the peer through ITI-8 (``--mllp``), a pre-load command run per patient
 (``--preload-command 'xds registry patient add {pid} --db sqlite:///registry.sqlite'``) or a list of
@@ -15,6 +17,7 @@ The exit status is 0 when every case passed (or was skipped), 1 when one failed,
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
@@ -28,6 +31,8 @@ from conformance_tests.plans import ACTORS, PLANS, plan_for
 from conformance_tests.report import write_html, write_junit
 from conformance_tests.runner import RunConfig, Runner
 from conformance_tests.schemas import SchemaError, SchemaSet, default_schema_dir
+from conformance_tests.simulators.registry import CONTEXT_KEY as SIMULATOR_KEY
+from conformance_tests.simulators.registry import RegistrySimulator
 
 __all__ = ["conformance"]
 
@@ -49,9 +54,11 @@ def list_plans(actor: str | None, steps: bool) -> None:
             continue
         plan = plan_for(name)
         console.print(f"[bold]{name}[/]: {plan.title}")
-        if plan.patient_roles:
-            fed = [r for r in plan.patient_roles if r in plan.fed_roles]
+        fed = [r for r in plan.patient_roles if r in plan.fed_roles]
+        if fed:
             console.print(f"  patients (--patient-id order): {', '.join(fed)}")
+        for simulator in plan.simulators:
+            console.print(f"  simulated peer: {simulator} (started by `run`; see --registry-sim-port)")
         for option, text in plan.options.items():
             console.print(f"  option {option}: {text}")
         for suite in plan.suites:
@@ -67,7 +74,13 @@ def list_plans(actor: str | None, steps: bool) -> None:
                         console.print(f"    {'':26}-> {step.expected()}", markup=False)
 
 
-def _patients(mllp: str | None, preload: str | None, patient_ids: tuple[str, ...], timeout: float) -> PatientSource:
+def _patients(
+    mllp: str | None, preload: str | None, patient_ids: tuple[str, ...], timeout: float, *, needed: bool = True
+) -> PatientSource:
+    if not needed:
+        # The plan feeds no patient to the peer (e.g. a repository: the simulated registry
+        # knows every patient).
+        return GivenPatients(patient_ids)
     if patient_ids:
         return GivenPatients(patient_ids)
     if preload:
@@ -109,6 +122,16 @@ def _patients(mllp: str | None, preload: str | None, patient_ids: tuple[str, ...
 )
 @click.option("--timeout", type=float, default=60.0, help="Seconds to wait for each reply")
 @click.option("--insecure", is_flag=True, help="Do not verify the peer's TLS certificate")
+@click.option(
+    "--registry-sim-host", default="127.0.0.1", help="Address of the registry simulator (repository plan)"
+)
+@click.option(
+    "--registry-sim-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    help="Port of the registry simulator; configure the repository to send ITI-42 to "
+    "http://HOST:PORT/registry (0: a free port, shown at start)",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show every failed check as it happens")
 def run(
     actor: str,
@@ -126,6 +149,8 @@ def run(
     assigning_authority: str,
     timeout: float,
     insecure: bool,
+    registry_sim_host: str,
+    registry_sim_port: int,
     verbose: bool,
 ) -> None:
     """Run ACTOR's test plan against the peer at ENDPOINT."""
@@ -148,23 +173,37 @@ def run(
         schema_set = SchemaSet.load(directory)
     except SchemaError as exc:
         raise click.UsageError(str(exc)) from None
-    config = RunConfig(
-        endpoint=endpoint,
-        schemas=schema_set,
-        patients=_patients(mllp, preload_command, patient_ids, timeout),
-        timeout=timeout,
-        options=frozenset(options),
-        assigning_authority=assigning_authority,
-        verify_tls=not insecure,
-        settings={"actor": actor, "schemas": str(directory), "options": ", ".join(options) or "none"},
-    )
-    listener = ConsoleListener(console, verbose=verbose)
-    try:
-        result = Runner(plan, config, listener=listener).run(suites=suites, cases=cases)
-    except (KeyError, ValueError) as exc:
+    settings = {"actor": actor, "schemas": str(directory), "options": ", ".join(options) or "none"}
+    with ExitStack() as stack:
+        context: dict[str, object] = {}
+        if "registry" in plan.simulators:
+            simulator = RegistrySimulator(host=registry_sim_host, port=registry_sim_port, schemas=schema_set)
+            try:
+                stack.enter_context(simulator)
+            except (OSError, RuntimeError) as exc:
+                raise click.UsageError(f"the registry simulator cannot listen on {simulator.url}: {exc}") from None
+            context[SIMULATOR_KEY] = simulator
+            settings["registry simulator"] = simulator.url
+            console.print(f"Registry simulator (ITI-42, ITI-18) listening at [bold]{simulator.url}[/]")
+            console.print("The repository under test must send its Register Document Set-b requests there.")
+        config = RunConfig(
+            endpoint=endpoint,
+            schemas=schema_set,
+            patients=_patients(mllp, preload_command, patient_ids, timeout, needed=bool(plan.fed_roles)),
+            timeout=timeout,
+            options=frozenset(options),
+            assigning_authority=assigning_authority,
+            verify_tls=not insecure,
+            settings=settings,
+            context=context,
+        )
+        listener = ConsoleListener(console, verbose=verbose)
+        try:
+            result = Runner(plan, config, listener=listener).run(suites=suites, cases=cases)
+        except (KeyError, ValueError) as exc:
+            listener.stop()
+            raise click.UsageError(str(exc).strip("'\"")) from None
         listener.stop()
-        raise click.UsageError(str(exc).strip("'\"")) from None
-    listener.stop()
     console.print(summary_table(result))
     if junit is not None:
         write_junit(result, junit)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ __all__ = [
     "Expectation",
     "PatientStep",
     "PauseStep",
+    "RequestPackaging",
     "RunResult",
     "SoapStep",
     "Step",
@@ -174,6 +176,21 @@ def soap_fault(code: str, *, subcode: str | None = None, note: str = "") -> Expe
 RequestBuilder = Callable[["CaseState"], etree._Element]
 Verifier = Callable[["CaseState", "ResponseView"], Iterable[Check]]
 Keeper = Callable[["CaseState", "ResponseView"], None]
+#: A context around a step's request (e.g. a simulator told to refuse, or stopped); what it
+#: yields is a list it fills with the exchanges a simulator saw meanwhile, for the evidence.
+Around = Callable[["CaseState"], AbstractContextManager[list["Exchange"]]]
+
+
+class RequestPackaging(str, enum.Enum):
+    """How a request travels (ITI TF-2x Appendix V; xds-notes §1.4).
+
+    Request builders put binary content in ``xds:Document`` as base64 text (the XOP infoset);
+    the transport decides the packaging.
+    """
+
+    SIMPLE = "simple"  # application/soap+xml, base64 inline
+    MTOM = "mtom"  # multipart/related; every xds:Document becomes an xop:Include of a MIME part
+    MTOM_INLINE = "mtom-inline"  # multipart/related, but the base64 stays inline (legal XOP)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -214,6 +231,8 @@ class SoapStep(Step):
     verify: tuple[Verifier, ...] = ()
     keep: Keeper | None = None
     envelope: EnvelopeVariant = field(default_factory=EnvelopeVariant)
+    packaging: RequestPackaging = RequestPackaging.SIMPLE
+    around: Around | None = None
 
     @property
     def transaction_label(self) -> str:
@@ -289,6 +308,9 @@ class TestPlan:
     patient_roles: Mapping[str, str] = field(default_factory=dict)
     options: Mapping[str, str] = field(default_factory=dict)
     fed_roles: tuple[str, ...] = ()
+    #: Simulated peers the actor under test talks to during the run (e.g. ``registry`` for a
+    #: repository, which sends ITI-42); whoever runs the plan starts them.
+    simulators: tuple[str, ...] = ()
 
     def suite(self, name: str) -> Suite:
         for suite in self.suites:

@@ -6,6 +6,9 @@ expressions, so a mistake in the project's codec cannot hide the same mistake in
 
 from __future__ import annotations
 
+import base64
+import binascii
+import copy
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Final
@@ -13,6 +16,7 @@ from typing import Final
 from lxml import etree
 
 from conformance_tests.transport import SoapAnswer
+from xds.soap import normalize_content_id
 from xds.vocabulary import (
     NS_QUERY,
     NS_RIM,
@@ -21,6 +25,7 @@ from xds.vocabulary import (
     NS_SOAP12,
     NS_WSA,
     NS_XDS,
+    NS_XOP,
     IdScheme,
     Node,
     Severity,
@@ -36,6 +41,7 @@ NS: Final = {
     "soap": NS_SOAP12,
     "s11": NS_SOAP11,
     "wsa": NS_WSA,
+    "xop": NS_XOP,
 }
 
 _UNIQUE_ID_SCHEMES: Final = (IdScheme.DE_UNIQUE_ID, IdScheme.SS_UNIQUE_ID, IdScheme.FD_UNIQUE_ID)
@@ -218,10 +224,50 @@ class ResponseView:
             return ""
         return " ".join(str(t).strip() for t in _xpath(self.body, "soap:Reason/soap:Text/text()"))
 
+    # -- XOP -------------------------------------------------------------------------------------
+    def binary(self, element: etree._Element) -> bytes | None:
+        """The content of a base64Binary element: its XOP part (XOP §3.1, the ``cid:`` URL of
+        an ``xop:Include``) or its inline base64 text; None when the part or the base64 is bad."""
+        includes = _xpath(element, "xop:Include")
+        if includes:
+            href = includes[0].get("href") or ""
+            return self.answer.parts.get(normalize_content_id(href))
+        try:
+            return base64.b64decode("".join(element.itertext()).strip(), validate=False)
+        except (binascii.Error, ValueError):
+            return None
+
+    def infoset(self) -> etree._Element | None:
+        """The body as its XOP infoset: each ``xop:Include`` replaced by the base64 of its part
+        (XOP §3.2), which is what the schemas describe."""
+        if self.body is None:
+            return None
+        body = copy.deepcopy(self.body)
+        for include in _xpath(body, ".//xop:Include"):
+            parent = include.getparent()
+            if parent is None:
+                continue
+            data = self.answer.parts.get(normalize_content_id(include.get("href") or ""))
+            parent.remove(include)
+            parent.text = base64.b64encode(data or b"").decode("ascii")
+        return body
+
     # -- ebRS level ------------------------------------------------------------------------------
     @property
+    def registry_response(self) -> etree._Element | None:
+        """The element carrying status and errors: the body itself, or the rs:RegistryResponse
+        inside an xds:RetrieveDocumentSetResponse (ITI TF-2b §3.43.4.2)."""
+        if self.body is None:
+            return None
+        if self.body.tag == f"{{{NS_XDS}}}RetrieveDocumentSetResponse":
+            found = _xpath(self.body, "rs:RegistryResponse")
+            return found[0] if found else None
+        return self.body
+
+    @property
     def status(self) -> str | None:
-        return None if self.body is None else self.body.get("status")
+        holder = self.registry_response
+        return None if holder is None else holder.get("status")
 
     @cached_property
     def errors(self) -> list[RegistryErrorView]:

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import httpx
 from lxml import etree
 
 from conformance_tests import assertions as a
 from conformance_tests.data.ids import DEFAULT_ASSIGNING_AUTHORITY, IdFactory
+from conformance_tests.evidence import Exchange
 from conformance_tests.model import (
     CaseResult,
     Check,
@@ -40,7 +42,7 @@ from conformance_tests.response import ResponseView
 from conformance_tests.schemas import SchemaSet
 from conformance_tests.state import CaseState, RunData
 from conformance_tests.transport import SoapTransport
-from xds.vocabulary import ITI51_ACTION, ITI51_RESPONSE_ACTION, NS_QUERY, NS_RS, Action
+from xds.vocabulary import ITI51_ACTION, ITI51_RESPONSE_ACTION, NS_QUERY, NS_RS, NS_XDS, Action
 
 __all__ = ["RunConfig", "RunListener", "Runner", "SETUP_CASE_ID"]
 
@@ -59,6 +61,10 @@ _WIRE: Final = {
     Transaction.ITI18: _Wire(Action.ITI18, Action.ITI18_RESPONSE, f"{{{NS_QUERY}}}AdhocQueryResponse", True),
     Transaction.ITI51: _Wire(ITI51_ACTION, ITI51_RESPONSE_ACTION, f"{{{NS_QUERY}}}AdhocQueryResponse", True),
     Transaction.ITI42: _Wire(Action.ITI42, Action.ITI42_RESPONSE, f"{{{NS_RS}}}RegistryResponse", False),
+    Transaction.ITI41: _Wire(Action.ITI41, Action.ITI41_RESPONSE, f"{{{NS_RS}}}RegistryResponse", False),
+    Transaction.ITI43: _Wire(
+        Action.ITI43, Action.ITI43_RESPONSE, f"{{{NS_XDS}}}RetrieveDocumentSetResponse", False
+    ),
 }
 
 
@@ -74,6 +80,8 @@ class RunConfig:
     assigning_authority: str = DEFAULT_ASSIGNING_AUTHORITY
     verify_tls: bool | str = True
     settings: dict[str, str] = field(default_factory=dict)
+    #: Values every case can read from its state (e.g. the simulators the plan needs, by name).
+    context: Mapping[str, Any] = field(default_factory=dict)
 
 
 class RunListener(Protocol):
@@ -141,7 +149,9 @@ class Runner:
     def run(self, *, suites: Sequence[str] = (), cases: Sequence[str] = ()) -> RunResult:
         """Run the selected suites and cases (everything when neither is given)."""
         selected = self.plan.select(suites=suites, cases=cases)
-        run = RunData(ids=IdFactory(assigning_authority=self.config.assigning_authority))
+        run = RunData(
+            ids=IdFactory(assigning_authority=self.config.assigning_authority), shared=dict(self.config.context)
+        )
         roles: list[str] = []
         for suite in {s.name: s for s, _ in selected}.values():
             roles += [r for r in suite.patient_roles if r not in roles]
@@ -278,16 +288,21 @@ class Runner:
         if not isinstance(body, etree._Element):
             return StepResult(step=step, verdict=Verdict.ERROR, checks=checks, message="the request could not be built")
         leaf_class = wire.is_query and _is_leaf_class(body)
-        answer = transport.send(
-            wire.request_action,
-            body,
-            label=f"{step.transaction.value} {step.name}",
-            variant=step.envelope,
-        )
+        observed: list[Exchange] = []
+        context = step.around(state) if step.around is not None else nullcontext(observed)
+        with context as observed:
+            answer = transport.send(
+                wire.request_action,
+                body,
+                label=f"{step.transaction.value} {step.name}",
+                variant=step.envelope,
+                packaging=step.packaging,
+            )
+        exchanges = [answer.exchange, *observed]
         view = ResponseView(answer)
         if answer.exchange.error:
             checks.append(Check("reply", False, answer.problem, "peer reachable"))
-            return StepResult(step=step, verdict=Verdict.ERROR, checks=checks, exchanges=[answer.exchange])
+            return StepResult(step=step, verdict=Verdict.ERROR, checks=checks, exchanges=exchanges)
         expect = step.expect
         if expect.fault is not None:
             checks += a.check_fault(view, expect, accept_soap11=step.envelope.soap11)
@@ -311,5 +326,5 @@ class Runner:
             step=step,
             verdict=Verdict.PASSED if passed else Verdict.FAILED,
             checks=checks,
-            exchanges=[answer.exchange],
+            exchanges=exchanges,
         )

@@ -7,6 +7,7 @@ or a missing header is reported as seen and left to :mod:`conformance_tests.asse
 
 from __future__ import annotations
 
+import base64
 import shlex
 import socket
 import subprocess
@@ -20,19 +21,32 @@ import httpx
 from lxml import etree
 
 from conformance_tests.evidence import Exchange
-from conformance_tests.model import EnvelopeVariant
+from conformance_tests.model import EnvelopeVariant, RequestPackaging
 from xds.soap import (
     MimeError,
     MultipartDecoder,
+    OutgoingPart,
     PartData,
     PartHeaders,
+    encode_mtom,
+    new_content_id,
     new_message_id,
     normalize_content_id,
     parse_content_type,
     request_envelope,
     soap_content_type,
+    xop_include,
 )
-from xds.vocabulary import MEDIA_MULTIPART_RELATED, MEDIA_SOAP11, NS_SOAP11, NS_SOAP12, NS_WSA, WSA_ANONYMOUS
+from xds.vocabulary import (
+    MEDIA_MULTIPART_RELATED,
+    MEDIA_OCTET_STREAM,
+    MEDIA_SOAP11,
+    NS_SOAP11,
+    NS_SOAP12,
+    NS_WSA,
+    NS_XDS,
+    WSA_ANONYMOUS,
+)
 from xds.xml import XmlError, parse_xml, to_bytes
 
 __all__ = [
@@ -69,6 +83,8 @@ class SoapAnswer:
     problem: str = ""  # why there is no envelope (transport error, unparseable reply)
     part_count: int = 0
     start_info: str | None = None
+    #: The non-root MIME parts of a multipart reply, by Content-ID (without angle brackets).
+    parts: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -100,6 +116,22 @@ def _soap11_envelope(body: etree._Element, *, action: str, to: str, message_id: 
     etree.SubElement(header, f"{{{NS_WSA}}}To").text = to
     etree.SubElement(env, f"{{{NS_SOAP11}}}Body").append(body)
     return to_bytes(env, xml_declaration=True)
+
+
+def _optimize(envelope: etree._Element) -> list[OutgoingPart]:
+    """XOP §3.2: move the base64 content of each ``xds:Document`` into a MIME part, leaving an
+    ``xop:Include`` in its place (the envelope is the runner's own tree)."""
+    parts: list[OutgoingPart] = []
+    for document in envelope.iter(f"{{{NS_XDS}}}Document"):
+        text = "".join(document.itertext()).strip()
+        data = base64.b64decode(text) if text else b""
+        content_id = new_content_id("conformance.local")
+        for child in list(document):
+            document.remove(child)
+        document.text = None
+        document.append(xop_include(content_id))
+        parts.append(OutgoingPart(content_id, MEDIA_OCTET_STREAM, data))
+    return parts
 
 
 def _unknown_header() -> etree._Element:
@@ -141,8 +173,10 @@ class SoapTransport:
         *,
         label: str,
         variant: EnvelopeVariant | None = None,
+        packaging: RequestPackaging = RequestPackaging.SIMPLE,
     ) -> SoapAnswer:
-        """POST one request (simple SOAP 1.2 unless ``variant`` says otherwise) and read the reply."""
+        """POST one request (simple SOAP 1.2 unless ``variant`` or ``packaging`` say otherwise)
+        and read the reply."""
         variant = variant or EnvelopeVariant()
         sent_action = variant.action or action
         message_id = new_message_id()
@@ -155,8 +189,15 @@ class SoapTransport:
             envelope = request_envelope(
                 body, action=sent_action, to=self.endpoint, message_id=message_id, extra_headers=extra
             )
-            payload = to_bytes(envelope, xml_declaration=True)
-            headers = {"content-type": soap_content_type(sent_action)}
+            if packaging is RequestPackaging.SIMPLE:
+                payload = to_bytes(envelope, xml_declaration=True)
+                headers = {"content-type": soap_content_type(sent_action)}
+            else:
+                # ITI TF-2x Appendix V; xds-notes §1.4: MTOM/XOP, the envelope as the root part.
+                parts = _optimize(envelope) if packaging is RequestPackaging.MTOM else []
+                mtom = encode_mtom(to_bytes(envelope, xml_declaration=True), parts, action=sent_action)
+                payload = b"".join(mtom.chunks)
+                headers = {"content-type": mtom.content_type}
         exchange = Exchange(
             label=label,
             protocol="HTTP",
@@ -221,6 +262,9 @@ def _read_envelope(answer: SoapAnswer, data: bytes) -> None:
             index = ids.index(wanted)
         answer.root_content_type = parts.headers[index].get("content-type") or ""
         xml = bytes(parts.bodies[index])
+        for number, (headers, body) in enumerate(zip(parts.headers, parts.bodies, strict=True)):
+            if number != index:
+                answer.parts[normalize_content_id(headers.get("content-id") or "")] = bytes(body)
     try:
         answer.envelope = parse_xml(xml)
     except XmlError as exc:

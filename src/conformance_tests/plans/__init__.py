@@ -1,5 +1,5 @@
-"""One test plan per actor. Plans for the repository, imaging document source and consumer are
-added as those actors' suites are written."""
+"""One test plan per actor. Plans for the imaging document source and consumer are added as
+those actors' suites are written."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Final
 
 from conformance_tests.model import TestPlan
 from conformance_tests.plans.registry import registry_plan
+from conformance_tests.plans.repository import repository_plan
 
 __all__ = ["ACTORS", "PLANS", "plan_for"]
 
@@ -15,7 +16,7 @@ __all__ = ["ACTORS", "PLANS", "plan_for"]
 ACTORS: Final = ("registry", "repository", "imaging-source", "consumer")
 
 #: Actors whose plan exists.
-PLANS: Final[dict[str, Callable[[], TestPlan]]] = {"registry": registry_plan}
+PLANS: Final[dict[str, Callable[[], TestPlan]]] = {"registry": registry_plan, "repository": repository_plan}
 
 
 def plan_for(actor: str) -> TestPlan:

@@ -1,0 +1,344 @@
+"""A Document Registry simulator for testing a Document Repository (ITI-41 -> ITI-42).
+
+A repository under test is configured to send its Register Document Set-b (ITI-42) requests to
+:attr:`RegistrySimulator.url`. The simulator is a real SOAP 1.2 HTTP server (uvicorn in a
+background thread, through :mod:`xds.http.server`, so simple SOAP and MTOM are both accepted)
+and:
+
+* records every HTTP request it receives, byte for byte, as an
+  :class:`~conformance_tests.evidence.Exchange` (even one it faults, e.g. SOAP 1.1), and every
+  ITI-42 it could parse as a :class:`Registration` (the ``lcm:SubmitObjectsRequest``, its
+  packaging and, when schemas are given, its XSD findings);
+* answers ITI-42 with ``Success`` by default, or, inside :meth:`RegistrySimulator.refusing`,
+  with ``Failure`` and the RegistryErrors it was given (which the repository must relay);
+* is unreachable inside :meth:`RegistrySimulator.stopped` (the listening socket is closed and
+  reopened on the same port afterwards), so the repository meets a registry that is down;
+* answers ITI-18 GetDocuments by uniqueId from the registrations it accepted, for a repository
+  that asks the registry what it holds after an ITI-42 whose outcome it did not learn.
+
+Test steps reach the simulator through the run context (:data:`CONTEXT_KEY`) and wrap their
+request in :meth:`RegistrySimulator.observe` to learn what the repository sent meanwhile.
+
+Public API::
+
+    RegistrySimulator(*, host="127.0.0.1", port=0, schemas=None)   # .start() .stop() .url
+    RegistrySimulator.observe() -> ContextManager[Observation]
+    RegistrySimulator.refusing(*errors: tuple[code, context]) -> ContextManager[None]
+    RegistrySimulator.stopped() -> ContextManager[None]
+    Registration(action, message_id, mtom, content_type, request, schema_errors, answered)
+    Observation(registrations, exchanges)
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+from lxml import etree
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from conformance_tests.evidence import Exchange
+from conformance_tests.schemas import SchemaSet
+from xds.http.server import ServerThread, SoapRequest, SoapResponse, SoapService, soap_app
+from xds.vocabulary import NS_LCM, NS_QUERY, NS_RIM, NS_RS, Action, IdScheme, ResponseStatus, Severity
+
+__all__ = ["CONTEXT_KEY", "PATH", "Observation", "Registration", "RegistrySimulator"]
+
+#: The key under which a run's context holds the simulator.
+CONTEXT_KEY: Final = "registry-simulator"
+PATH: Final = "/registry"
+#: Request bodies are recorded up to this size (an ITI-42 carries metadata only).
+MAX_RECORDED_BYTES: Final = 16 << 20
+_GET_DOCUMENTS: Final = "urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Registration:
+    """One ITI-42 request the simulator parsed, and how it answered."""
+
+    action: str
+    message_id: str | None
+    mtom: bool
+    content_type: str
+    request: etree._Element  # the lcm:SubmitObjectsRequest (or whatever the body held), a copy
+    schema_errors: tuple[str, ...]
+    answered: str  # the ResponseStatusType sent back
+
+    def document_entries(self) -> list[etree._Element]:
+        """The rim:ExtrinsicObjects (DocumentEntries) of the submission."""
+        return list(self.request.iterfind(f"{{{NS_RIM}}}RegistryObjectList/{{{NS_RIM}}}ExtrinsicObject"))
+
+
+@dataclass(slots=True)
+class Observation:
+    """What reached the simulator during an :meth:`RegistrySimulator.observe` block."""
+
+    registrations: list[Registration] = field(default_factory=list)
+    exchanges: list[Exchange] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    errors: tuple[tuple[str, str], ...]
+
+
+class _Recorder:
+    """ASGI middleware that files every POST, request and response, as an Exchange."""
+
+    def __init__(self, app: ASGIApp, simulator: RegistrySimulator) -> None:
+        self.app = app
+        self.simulator = simulator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        exchange = Exchange(
+            label="ITI-42 received by the registry simulator",
+            protocol="HTTP",
+            target=f"POST {scope.get('path', '')} from {client[0]}:{client[1]}" if client else "POST",
+            started=_now(),
+            request_headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", [])],
+        )
+        # Filed before the request is processed: the repository may answer its own caller as
+        # soon as it has the reply, before this middleware would run again.
+        self.simulator._file_exchange(exchange)
+        # The whole request is read first, so it is on record even when the SOAP layer refuses
+        # it before reading it (a SOAP 1.1 Content-Type, say); then it is replayed to the app.
+        messages: list[Message] = []
+        body = bytearray()
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            if len(body) < MAX_RECORDED_BYTES:
+                body.extend(message.get("body", b"")[: MAX_RECORDED_BYTES - len(body)])
+            if not message.get("more_body", False):
+                break
+        exchange.request_body = bytes(body)
+        if Action.ITI18.encode() in exchange.request_body:
+            exchange.label = "ITI-18 received by the registry simulator"
+
+        async def recording_receive() -> Message:
+            if messages:
+                return messages.pop(0)
+            return await receive()
+
+        async def recording_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                exchange.response_status = f"HTTP {message['status']}"
+                exchange.response_headers = [
+                    (k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", [])
+                ]
+            elif message["type"] == "http.response.body":
+                exchange.response_body += message.get("body", b"")
+            await send(message)
+
+        await self.app(scope, recording_receive, recording_send)
+
+
+def _registry_response(status: str, errors: Sequence[tuple[str, str]] = ()) -> etree._Element:
+    """An rs:RegistryResponse (ITI TF-3 §4.2.4.1) with Error-severity RegistryErrors."""
+    response = etree.Element(f"{{{NS_RS}}}RegistryResponse", nsmap={"rs": NS_RS}, status=status)
+    if errors:
+        listing = etree.SubElement(response, f"{{{NS_RS}}}RegistryErrorList", highestSeverity=Severity.ERROR)
+        for code, context in errors:
+            etree.SubElement(
+                listing,
+                f"{{{NS_RS}}}RegistryError",
+                errorCode=code,
+                codeContext=context,
+                location="",
+                severity=Severity.ERROR,
+            )
+    return response
+
+
+def _unique_id(entry: etree._Element) -> str | None:
+    for identifier in entry.iterfind(f"{{{NS_RIM}}}ExternalIdentifier"):
+        if identifier.get("identificationScheme") == IdScheme.DE_UNIQUE_ID:
+            return (identifier.get("value") or "").strip()
+    return None
+
+
+def _query_unique_ids(request: etree._Element) -> list[str] | None:
+    """The $XDSDocumentEntryUniqueId values of a GetDocuments query, or None for another query."""
+    query = request.find(f"{{{NS_RIM}}}AdhocQuery")
+    if query is None or query.get("id") != _GET_DOCUMENTS:
+        return None
+    values: list[str] = []
+    for slot in query.iterfind(f"{{{NS_RIM}}}Slot"):
+        if slot.get("name") == "$XDSDocumentEntryUniqueId":
+            for value in slot.iterfind(f"{{{NS_RIM}}}ValueList/{{{NS_RIM}}}Value"):
+                # ITI TF-2a §3.18.4.1.2.3.5: a list value is ('a','b').
+                values += re.findall(r"'((?:[^']|'')*)'", value.text or "")
+    return [v.replace("''", "'") for v in values]
+
+
+class RegistrySimulator:
+    """The simulated Document Registry (see the module documentation)."""
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, schemas: SchemaSet | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.schemas = schemas
+        self._lock = threading.Lock()
+        self._exchanges: list[Exchange] = []
+        self._registrations: list[Registration] = []
+        self._refusal: _Refusal | None = None
+        self._spool = Path(tempfile.mkdtemp(prefix="registry-sim-"))
+        service = SoapService(
+            path=PATH,
+            handlers={Action.ITI42: self._register, Action.ITI18: self._query},
+            name="Document Registry simulator",
+        )
+        self._app = _Recorder(soap_app(services=[service], spool_dir=self._spool), self)
+        self._server: ServerThread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """The ITI-42 endpoint to configure in the repository under test."""
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{shown}:{self.port}{PATH}"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def start(self) -> RegistrySimulator:
+        if self._server is None:
+            server = ServerThread(self._app, host=self.host, port=self.port)
+            server.start()
+            self.port = server.port
+            self._server = server
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self._spool, ignore_errors=True)
+
+    def __enter__(self) -> RegistrySimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- behaviour -------------------------------------------------------------------------------
+    @contextmanager
+    def refusing(self, *errors: tuple[str, str]) -> Iterator[None]:
+        """Within the block, answer every ITI-42 with Failure and these (errorCode, codeContext)."""
+        with self._lock:
+            self._refusal = _Refusal(tuple(errors))
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._refusal = None
+
+    @contextmanager
+    def stopped(self) -> Iterator[None]:
+        """Within the block, nothing listens on the simulator's port (a registry that is down)."""
+        was_running = self.running
+        self.stop()
+        try:
+            yield
+        finally:
+            if was_running:
+                self.start()
+
+    @contextmanager
+    def observe(self) -> Iterator[Observation]:
+        """Collect what arrives during the block into the yielded :class:`Observation`."""
+        with self._lock:
+            first_exchange, first_registration = len(self._exchanges), len(self._registrations)
+        observation = Observation()
+        try:
+            yield observation
+        finally:
+            with self._lock:
+                observation.exchanges += self._exchanges[first_exchange:]
+                observation.registrations += self._registrations[first_registration:]
+
+    @property
+    def registrations(self) -> list[Registration]:
+        with self._lock:
+            return list(self._registrations)
+
+    @property
+    def exchanges(self) -> list[Exchange]:
+        with self._lock:
+            return list(self._exchanges)
+
+    def _file_exchange(self, exchange: Exchange) -> None:
+        with self._lock:
+            self._exchanges.append(exchange)
+
+    # -- handlers --------------------------------------------------------------------------------
+    async def _register(self, request: SoapRequest) -> SoapResponse:
+        """ITI-42 (ITI TF-2b §3.42.4.2): Success, or the Failure the current case asked for."""
+        body = copy.deepcopy(request.body)
+        findings: tuple[str, ...] = ()
+        if self.schemas is not None:
+            findings = tuple(self.schemas.validate(body))
+        with self._lock:
+            refusal = self._refusal
+        status = ResponseStatus.FAILURE if refusal is not None else ResponseStatus.SUCCESS
+        registration = Registration(
+            action=request.action,
+            message_id=request.message_id,
+            mtom=request.is_mtom,
+            content_type=request.http_headers.get("content-type", ""),
+            request=body,
+            schema_errors=findings,
+            answered=status,
+        )
+        with self._lock:
+            self._registrations.append(registration)
+        response = _registry_response(status, refusal.errors if refusal is not None else ())
+        # ITI TF-2x V.3.2: the response action; packaging as the request (simple SOAP for ITI-42).
+        return SoapResponse(action=Action.ITI42_RESPONSE, body=response)
+
+    async def _query(self, request: SoapRequest) -> SoapResponse:
+        """ITI-18 GetDocuments by uniqueId over the accepted registrations (ITI TF-2a
+        §3.18.4.1.2.3.7.5); any other stored query is XDSUnknownStoredQuery."""
+        wanted = _query_unique_ids(request.body)
+        response = etree.Element(f"{{{NS_QUERY}}}AdhocQueryResponse", nsmap={"query": NS_QUERY, "rim": NS_RIM})
+        if wanted is None:
+            response.set("status", ResponseStatus.FAILURE)
+            refusal = _registry_response(
+                ResponseStatus.FAILURE, [("XDSUnknownStoredQuery", "the simulator answers GetDocuments by uniqueId only")]
+            )
+            response.extend(list(refusal))  # the RegistryErrorList
+            etree.SubElement(response, f"{{{NS_RIM}}}RegistryObjectList")
+            return SoapResponse(action=Action.ITI18_RESPONSE, body=response)
+        response.set("status", ResponseStatus.SUCCESS)
+        objects = etree.SubElement(response, f"{{{NS_RIM}}}RegistryObjectList")
+        for registration in self.registrations:
+            accepted = registration.answered == ResponseStatus.SUCCESS
+            if not accepted or registration.request.tag != f"{{{NS_LCM}}}SubmitObjectsRequest":
+                continue
+            for entry in registration.document_entries():
+                if _unique_id(entry) in wanted:
+                    objects.append(copy.deepcopy(entry))
+        return SoapResponse(action=Action.ITI18_RESPONSE, body=response)
