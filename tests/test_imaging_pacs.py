@@ -28,7 +28,16 @@ from imaging_source.dicomstore import DicomStore
 from imaging_source.intake import Intake
 from imaging_source.pacs import PacsClient, PacsDirectory, PacsNode, PacsUnavailable
 from imaging_source.scp import StorageSCP
-from tests.support.dicom import OrthancServer, StudySpec, free_port, make_study, orthanc_factory, storescu, write_datasets
+from tests.support.dicom import (
+    OrthancServer,
+    StudySpec,
+    free_port,
+    make_study,
+    orthanc_factory,
+    part10_bytes,
+    storescu,
+    write_datasets,
+)
 
 __all__ = ["orthanc_factory"]  # the fixture, imported for pytest
 
@@ -88,6 +97,30 @@ def test_find_and_move_an_exam_from_orthanc(orthanc_factory: Any, scp: StorageSC
 
     again = client.retrieve_exam([node], patient_id="PAT001", accession="ACC7")
     assert again[0].complete and again[0].completed == 0  # already here: no second C-MOVE
+
+
+def test_our_own_manifest_does_not_make_a_partial_study_look_complete(
+    orthanc_factory: Any, scp: StorageSCP, store: DicomStore, tmp_path: Path
+) -> None:
+    """A re-shared study: one image is missing here but our KOS is stored in the same study, so
+    the raw count equals the PACS's; the move must still happen when the KOS is named as ours."""
+    from imaging_source.kos import encode_part10, kos_for_study
+
+    pacs = _orthanc(orthanc_factory, scp)
+    spec = StudySpec(accession="ACC9", instances_per_series=3)
+    datasets = make_study(spec)
+    _load(pacs, datasets, tmp_path)
+    for ds in datasets[:2]:
+        store.store_bytes(part10_bytes(ds))
+    kos = kos_for_study(store, spec.study_uid, source_id="1.2.3.4", retrieve_ae_title=AET)
+    store.store_bytes(encode_part10(kos))
+    assert store.count_instances(spec.study_uid) == 3  # 2 images + our manifest
+    client = PacsClient(ae_title=AET, store=store, inactivity_timeout=30)
+    node = _node(pacs)
+
+    (result,) = client.retrieve_exam([node], patient_id="PAT001", accession="ACC9", ours={str(kos.SOPInstanceUID)})
+    assert result.completed == 3 and result.complete and result.received == 3
+    assert store.count_instances(spec.study_uid) == 4
 
 
 def test_a_study_on_two_pacs_is_taken_once_from_the_fuller_one(orthanc_factory: Any, scp: StorageSCP, store: DicomStore, tmp_path: Path) -> None:

@@ -22,11 +22,15 @@ from starlette.routing import BaseRoute, Route
 from imaging_source.config import SourceSettings
 from imaging_source.db import make_engine, upgrade
 from imaging_source.dicomstore import DicomStore
+from imaging_source.feed import RisFeed
 from imaging_source.intake import Intake
+from imaging_source.reports import ReportBook
 from imaging_source.scp import StorageSCP
 from imaging_source.service import ImagingDocumentSource
 from imaging_source.transcode import Transcoder
 from imaging_source.wado import WadoEndpoint
+from imaging_source.worker import runner_from_settings
+from xds.hl7.mllp import MllpServer, serve_mllp
 from xds.http.server import SoapService, run_server, soap_routes
 from xds.vocabulary import Action
 from xds.wsdl import IMAGING_DOCUMENT_SOURCE, WsdlProvider
@@ -64,8 +68,12 @@ def build_source_app(
     store: DicomStore | None = None,
     transcoder: Transcoder | None = None,
     extra_routes: Sequence[BaseRoute] = (),
+    ris_feed: RisFeed | None = None,
 ) -> Starlette:
-    """The Edge Server's ASGI app: RAD-69 at :data:`PATH`, WADO-URI at :data:`WADO_PATH`."""
+    """The Edge Server's ASGI app: RAD-69 at :data:`PATH`, WADO-URI at :data:`WADO_PATH`.
+
+    With ``ris_feed`` and a non-zero ``mllp_port``, the app's lifespan also runs the RIS feed's
+    MLLP listener (HL7 v2 ORU^R01 / ORM^O01)."""
     store = store or open_store(settings)
     transcoder = transcoder or Transcoder()
     source = ImagingDocumentSource(store, source_id=settings.source_id, transcoder=transcoder)
@@ -75,7 +83,19 @@ def build_source_app(
         swept = await anyio.to_thread.run_sync(lambda: store.sweep_tmp(min_age=SWEEP_MIN_AGE))
         if swept:
             log.info("start-up sweep removed %d leftover file(s)", swept)
-        yield
+        mllp: MllpServer | None = None
+        if ris_feed is not None and settings.mllp_port:
+            try:
+                mllp = await serve_mllp(
+                    ris_feed, host=settings.mllp_host, port=settings.mllp_port, oversize_reply=ris_feed.reject_oversize
+                )
+            except OSError as exc:
+                log.warning("RIS feed listener not started: %s", exc)
+        try:
+            yield
+        finally:
+            if mllp is not None:
+                await mllp.stop()
 
     routes: list[BaseRoute] = list(
         soap_routes(
@@ -101,11 +121,13 @@ def describe_endpoints(settings: SourceSettings) -> list[str]:
     ]
     if settings.dicom_port:
         lines.append(f"DICOM Storage SCP {settings.ae_title} on {settings.dicom_host}:{settings.dicom_port}")
+    if settings.mllp_port:
+        lines.append(f"RIS feed (HL7 v2 ORU/ORM over MLLP): mllp://{settings.mllp_host}:{settings.mllp_port}")
     return lines
 
 
 def serve_source(settings: SourceSettings) -> None:
-    """Run the Edge Server (HTTP and, unless ``dicom_port`` is 0, the Storage SCP)."""
+    """Run the Edge Server (HTTP; unless their port is 0, the Storage SCP and the RIS feed)."""
     store = open_store(settings)
     log.info("index database: %s", store.engine.url.render_as_string(hide_password=True))
     for line in describe_endpoints(settings):
@@ -118,9 +140,14 @@ def serve_source(settings: SourceSettings) -> None:
             store, ae_title=settings.ae_title, host=settings.dicom_host, port=settings.dicom_port, intake=intake
         )
         scp.start()
+    jobs = runner_from_settings(settings, store)  # RAD-68 share jobs (imaging_source.worker)
+    jobs.start()
     try:
-        run_server(build_source_app(settings, store=store), host=settings.host, port=settings.port, log_level=settings.log_level)
+        feed = RisFeed(ReportBook(store.engine)) if settings.mllp_port else None
+        app = build_source_app(settings, store=store, ris_feed=feed)
+        run_server(app, host=settings.host, port=settings.port, log_level=settings.log_level)
     finally:
+        jobs.stop()
         if scp is not None:
             scp.stop()
         intake.stop()

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from imaging_source.cli_share import register
 from imaging_source.config import SourceSettings
 from xds.settings import SettingsError, load_settings
 
@@ -41,7 +42,8 @@ def _directory(settings: SourceSettings):  # type: ignore[no-untyped-def]
 
 @click.group()
 def source() -> None:
-    """Edge Server (XDS-I.b Imaging Document Source): DICOM intake, RAD-69 and WADO."""
+    """Edge Server (XDS-I.b Imaging Document Source): DICOM and report intake, jackets, shares
+    (KOS + RAD-68), RAD-69 and WADO."""
 
 
 @source.command()
@@ -53,8 +55,14 @@ def source() -> None:
 @click.option("--ae-title", help="Our AE title (SCP and SCU) [default: XDSEDGE]")
 @click.option("--source-id", help="This source's repositoryUniqueId, an OID [default: a fixed 2.25 OID; set your own]")
 @click.option("--schemas", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Directory of the ebRS/IHE XSDs served with the WSDL")
+@click.option("--mllp-host", help="HL7 v2 report/order feed (ORU^R01, ORM^O01) address [default: 127.0.0.1]")
+@click.option("--mllp-port", type=int, help="HL7 v2 report/order feed MLLP port; 0 disables it [default: 2576]")
+@click.option("--repository-url", help="Document Repository that receives RAD-68 [default: http://127.0.0.1:8020/repository]")
+@click.option("--codes", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Affinity-domain code set (codes.xml) the RAD-68 codes are checked against")
+@click.option("--release-delay-hours", type=float, help="Routine release: hours after the final report [default: 72]")
 def serve(config: Path | None, **flags: object) -> None:
-    """Run the Edge Server: RAD-69 and WADO over HTTP, and the DICOM Storage SCP."""
+    """Run the Edge Server: RAD-69 and WADO over HTTP, the DICOM Storage SCP, the HL7 report
+    feed and the share-job runner (RAD-68 to the repository)."""
     from imaging_source.app import serve_source
 
     serve_source(_settings(config, **flags))
@@ -150,3 +158,54 @@ def pacs_echo(config: Path | None, names: tuple[str, ...], **flags: object) -> N
         directory.engine.dispose()
     if failed:
         raise SystemExit(1)
+
+
+@source.command("jacket")
+@_common
+@click.argument("mrn")
+@click.option("--issuer", "patient_issuer", help="Issuer of Patient ID (0010,0021) [default: any]")
+def jacket_show(config: Path | None, mrn: str, patient_issuer: str | None, **flags: object) -> None:
+    """Show the exams of patient MRN with their report status (canceled exams are hidden)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from imaging_source.db import make_engine, upgrade
+    from imaging_source.dicomstore import DicomStore
+    from imaging_source.jacket import build_jacket
+    from imaging_source.report_document import status_word
+    from imaging_source.reports import ReportBook
+
+    settings = _settings(config, **flags)
+    engine = make_engine(settings.database_url())
+    try:
+        upgrade(engine)
+        store = DicomStore(settings.store_dir(), engine, fsync=settings.fsync)
+        jacket = build_jacket(store, ReportBook(engine), mrn, issuer=patient_issuer)
+    finally:
+        engine.dispose()
+    if jacket is None:
+        raise click.ClickException(f"no exams for patient {mrn}")
+    patient = jacket.patient
+    title = f"{patient.patient_id}" + (f" ({patient.issuer})" if patient.issuer else "")
+    table = Table("study date", "accession", "modalities", "description", "series/instances", "report", title=title)
+    for exam in jacket.exams:
+        study = exam.study
+        status = status_word(exam.report_status) if exam.report is not None else "no report"
+        table.add_row(
+            _dicom_date(study.study_date) if study is not None else "",
+            exam.accession,
+            ", ".join(study.modalities) if study is not None else "",
+            exam.description,
+            f"{exam.series_count}/{exam.instance_count}" if study is not None else "not received",
+            status,
+        )
+    Console().print(table)
+
+
+def _dicom_date(value: str) -> str:
+    """DICOM DA ``YYYYMMDD`` (PS3.5 §6.2) as ``YYYY-MM-DD``; anything else as given."""
+    return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 and value.isdigit() else value
+
+
+# ``xds source share | jobs | retry``
+register(source)

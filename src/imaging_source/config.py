@@ -53,6 +53,48 @@ class SourceSettings:
     # Largest RAD-69 request held in memory.
     max_envelope_bytes: int = 16 << 20
     log_level: str = "info"
+    # -- sharing (RAD-68 jobs: imaging_source.jobs / worker / rad68 / submit) -----------------
+    # The Document Repository's ITI-41/RAD-68 endpoint (repository.app.PATH on its default port).
+    repository_url: str = "http://127.0.0.1:8020/repository"
+    repository_timeout: float = 120.0
+    # Hours between a final report and a routine release (RSNA delay_in_hrs, rsna-image-share §2.6).
+    release_delay_hours: float = 72.0
+    # Release policy of a share when none is given: routine, when-final or immediately.
+    default_release: str = "routine"
+    # Affinity-domain patient ID: CX.1 = patient_id_rule over {patient_id} and {issuer}, CX.4 this OID.
+    affinity_domain_oid: str = "1.3.6.1.4.1.21367.13.20.1000"
+    patient_id_rule: str = "{patient_id}"
+    # OID of the hospital's MRN assigning authority (sourcePatientId); empty = the DICOM Issuer
+    # of Patient ID when it is an OID.
+    local_patient_id_oid: str = ""
+    # Issuer OID of accession numbers whose images name none (referenceIdList).
+    accession_issuer_oid: str = ""
+    # Affinity-domain code set (codes.xml) the codes below are checked against; empty = unchecked.
+    codes: Path | None = None
+    class_code_images: str = "IMAGES^^1.3.6.1.4.1.19376.1.2.6.1"
+    class_code_reports: str = "REPORTS^^1.3.6.1.4.1.19376.1.2.6.1"
+    type_code_default: str = "18748-4^^2.16.840.1.113883.6.1"
+    type_code_report: str = "11528-7^^2.16.840.1.113883.6.1"
+    confidentiality_code: str = "N^^2.16.840.1.113883.5.25"
+    healthcare_facility_type_code: str = "22232009^^2.16.840.1.113883.6.96"
+    practice_setting_code: str = "309964003^^2.16.840.1.113883.6.96"
+    content_type_code: str = "UNSPECIFIED-CONTENT-TYPE^^1.3.6.1.4.1.21367.2017.3"
+    format_code_text: str = "urn:ihe:rad:TEXT^^1.3.6.1.4.1.19376.1.2.3"
+    format_code_pdf: str = "urn:ihe:rad:PDF^^1.3.6.1.4.1.19376.1.2.3"
+    author_institution: str = ""
+    language_code: str = "en-US"
+    # Send the report as PDF (else text/plain).
+    report_pdf: bool = False
+    # Retries: exponential back-off from retry_base_seconds, capped, then failed after max_attempts.
+    retry_base_seconds: float = 60.0
+    retry_max_seconds: float = 3600.0
+    max_attempts: int = 10
+    # How often a job waiting for its report looks again, and how often the runner wakes.
+    report_poll_seconds: float = 300.0
+    job_poll_seconds: float = 5.0
+    # -- RIS feed (HL7 v2 ORU^R01 / ORM^O01 over MLLP: imaging_source.feed); port 0 disables it.
+    mllp_host: str = "127.0.0.1"
+    mllp_port: int = 2576
 
     def database_url(self) -> str:
         return self.db or sqlite_url(self.data_dir)

@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
@@ -326,14 +326,22 @@ class PacsClient:
         with lock:
             yield
 
-    def move_study(self, match: StudyMatch) -> RetrieveResult:
+    def _count(self, study_uid: str, ours: Collection[str]) -> int:
+        """Instances of the study held here, not counting ``ours`` (our own manifests: the PACS
+        never had them, so they must not make a partial study look complete)."""
+        if not ours:
+            return self.store.count_instances(study_uid)
+        return sum(1 for i in self.store.study_instances(study_uid) if i.sop_uid not in ours)
+
+    def move_study(self, match: StudyMatch, *, ours: Collection[str] = ()) -> RetrieveResult:
         """C-MOVE one study to our Storage SCP and wait for its instances (PS3.4 §C.4.2).
 
-        Skips the move when the store already holds at least the expected count.
+        Skips the move when the store already holds at least the expected count (``ours``:
+        SOP Instance UIDs of objects we made, left out of that count).
         """
         with self._exam_lock(match.study_uid):
             expected = match.instance_count
-            have = self.store.count_instances(match.study_uid)
+            have = self._count(match.study_uid, ours)
             if expected is not None and have >= expected > 0:
                 log.info("study %s already complete here (%d instances)", match.study_uid, have)
                 return RetrieveResult(match.study_uid, match.node, expected, have, 0, 0, True)
@@ -346,12 +354,12 @@ class PacsClient:
             def arrived() -> bool:
                 if target is None:
                     return self.store.arrivals.count(match.study_uid) - started >= completed
-                return self.store.count_instances(match.study_uid) >= target
+                return self._count(match.study_uid, ours) >= target
 
             # rsna-image-share §2.4: asynchronous senders go on after the C-MOVE response;
             # wait while instances keep coming.
             self.store.arrivals.wait(match.study_uid, until=arrived, inactivity_timeout=self.inactivity_timeout)
-            received = self.store.count_instances(match.study_uid)
+            received = self._count(match.study_uid, ours)
             complete = received > 0 and (target is None or received >= target) and failed == 0
             return RetrieveResult(match.study_uid, match.node, expected, received, completed, failed, complete)
 
@@ -386,6 +394,7 @@ class PacsClient:
         attempts: int = 1,
         retry_delay: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
+        ours: Collection[str] = (),
     ) -> list[RetrieveResult]:
         """Find an exam on the PACS and move each of its studies here.
 
@@ -395,7 +404,7 @@ class PacsClient:
         for attempt in range(1, attempts + 1):
             try:
                 matches = self.find_studies(nodes, patient_id=patient_id, accession=accession, study_uid=study_uid)
-                return [self.move_study(match) for match in matches]
+                return [self.move_study(match, ours=ours) for match in matches]
             except PacsUnavailable:
                 if attempt == attempts:
                     raise

@@ -20,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -109,3 +110,118 @@ pacs_node = Table(
     Column("enabled", Boolean, nullable=False, default=True),
     Column("created", Float, nullable=False),
 )
+
+
+# -- share jobs (imaging_source.jobs; migration i0003) -------------------------------------------
+# One row per shared exam; its state history in imaging_job_event (rsna-image-share §2.4: each
+# state change is a row, the latest is the job's state); patients whose future exams are sent.
+job = Table(
+    "imaging_job",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("patient_id", String(64), nullable=False),  # (0010,0020), the MRN
+    Column("issuer", String(64), nullable=False, default=""),  # (0010,0021)
+    Column("study_uid", _UID, nullable=False, index=True),  # (0020,000D)
+    Column("accession", String(64), nullable=False, default=""),  # (0008,0050)
+    Column("policy", String(16), nullable=False),  # release.ReleasePolicy
+    Column("state", String(24), nullable=False, index=True),  # jobs.JobState
+    Column("state_since", Float, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt", Float, nullable=True, index=True),
+    Column("lease_until", Float, nullable=True),
+    Column("release_time", Float, nullable=True),
+    Column("last_error", String(2000), nullable=False, default=""),
+    Column("autosend", Boolean, nullable=False, default=False),
+    # Identities kept across attempts so a resubmission is identical (ITI TF-2b §3.42.4.1.3.5).
+    Column("submission_uid", String(64), nullable=True),
+    Column("kos_uid", _UID, nullable=True),
+    Column("report_uid", String(64), nullable=True),
+    Column("report_mime", String(64), nullable=True),
+    Column("submitted", Float, nullable=True),
+)
+
+job_event = Table(
+    "imaging_job_event",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("job_ref", _ID, ForeignKey("imaging_job.id"), nullable=False, index=True),
+    Column("state", String(24), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("detail", String(2000), nullable=False, default=""),
+)
+
+autosend = Table(
+    "imaging_autosend",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("issuer", String(64), nullable=False, default=""),
+    Column("policy", String(16), nullable=False),
+    Column("since", Float, nullable=False),
+    UniqueConstraint("patient_id", "issuer", name="uq_imaging_autosend_patient_id_issuer"),
+)
+
+
+# -- RIS reports and orders (imaging_source.reports; migration i0002) ----------------------------
+# rsna-image-share §2.5: the RIS sends report status and text (ORU^R01) and orders (ORM^O01);
+# everything is keyed by accession number so reports may arrive before or after the images.
+# ``imaging_report`` holds the newest version per accession (``version`` counts accepted
+# versions), ``imaging_report_version`` every version received (the audit history, text included).
+report = Table(
+    "imaging_report",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("accession", String(64), nullable=False, unique=True),  # OBR-3 / OBR-18
+    Column("patient_id", String(64), nullable=False),  # PID-3.1
+    Column("issuer", String(64), nullable=False, default=""),  # PID-3.4
+    Column("status", String(8), nullable=False),  # OBR-25 Result Status
+    Column("final", Boolean, nullable=False, default=False),
+    Column("text", Text, nullable=False, default=""),  # OBX-5 lines
+    Column("status_time", Float, nullable=True),  # OBR-22
+    Column("received", Float, nullable=False),
+    Column("version", Integer, nullable=False, default=1),
+    Column("message_id", String(64), nullable=False, default=""),  # MSH-10 of the accepted version
+    Column("study_uid", _UID, nullable=False, default=""),
+    Column("procedure_code", String(64), nullable=False, default=""),  # OBR-4.1
+    Column("procedure_scheme", String(64), nullable=False, default=""),  # OBR-4.3
+    Column("procedure_meaning", String(200), nullable=False, default=""),  # OBR-4.2
+)
+Index("ix_imaging_report_patient_id", report.c.patient_id, report.c.issuer)
+
+report_version = Table(
+    "imaging_report_version",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("accession", String(64), nullable=False, index=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("issuer", String(64), nullable=False, default=""),
+    Column("status", String(8), nullable=False),
+    Column("text", Text, nullable=False, default=""),
+    Column("status_time", Float, nullable=True),
+    Column("received", Float, nullable=False),
+    Column("message_id", String(64), nullable=False, default=""),
+    # False when an older status time arrived after a newer one (kept for audit, not applied).
+    Column("applied", Boolean, nullable=False, default=True),
+)
+
+order = Table(
+    "imaging_order",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("accession", String(64), nullable=False, unique=True),  # OBR-3 / OBR-18
+    Column("placer_number", String(64), nullable=False, default=""),  # ORC-2 / OBR-2
+    Column("patient_id", String(64), nullable=False),  # PID-3.1
+    Column("issuer", String(64), nullable=False, default=""),  # PID-3.4
+    Column("procedure_code", String(64), nullable=False, default=""),  # OBR-4.1
+    Column("procedure_scheme", String(64), nullable=False, default=""),  # OBR-4.3
+    Column("procedure_meaning", String(200), nullable=False, default=""),  # OBR-4.2
+    Column("order_control", String(2), nullable=False),  # ORC-1 of the last applied message
+    Column("order_status", String(2), nullable=False, default=""),  # ORC-5
+    Column("canceled", Boolean, nullable=False, default=False),
+    Column("transaction_time", Float, nullable=True),  # ORC-9 (or MSH-7)
+    Column("scheduled_time", Float, nullable=True),  # OBR-36 / ORC-7 start
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+)
+Index("ix_imaging_order_patient_id", order.c.patient_id, order.c.issuer)
