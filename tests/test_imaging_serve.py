@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from pydicom import dcmread
 
 from imaging_source.cli import source as source_cli
-from tests.support.dicom import StudySpec, free_port, make_study, storescu, write_datasets
+from tests.support.dicom import StudySpec, dciodvfy, free_port, make_study, storescu, write_datasets
 from tests.support.paths import CODES_XML, REPO
 from tests.support.repository import REPOSITORY_ID, Live, live_pair
 from xds.hl7.mllp import send_mllp
@@ -122,6 +122,8 @@ def test_modality_ris_and_share_through_the_running_edge_server(live: Live, tmp_
         assert outcome.status == ResponseStatus.SUCCESS
         kos_path = tmp_path / "kos.dcm"
         kos_path.write_bytes(documents[entries["application/dicom"].unique_id][1])
+        errors, _warnings = dciodvfy(kos_path)  # the manifest the running server made, as registered
+        assert errors == [], "\n".join(errors)
         kos = dcmread(kos_path)
         (series,) = kos.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence
         assert series.RetrieveLocationUID == SOURCE_ID
