@@ -25,10 +25,14 @@ from tests.support.repository import free_port
 from xds.hl7.mllp import send_mllp
 
 
+PATHS = ("registry", "repository", "imaging-source")
+
+
 @dataclass(frozen=True)
 class Up:
     base: str
     mllp_port: int
+    dicom_port: int
     data_dir: Path
     log: Path
 
@@ -42,13 +46,16 @@ def _xds_command() -> list[str]:
 
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[Up]:
-    port, mllp_port = free_port(), free_port()
+    port, mllp_port, dicom_port, ris_port = free_port(), free_port(), free_port(), free_port()
     data_dir, log = tmp_path / "data", tmp_path / "up.log"
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO / "src") + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [*_xds_command(), "up", "--port", str(port), "--mllp-port", str(mllp_port), "--data-dir", str(data_dir)],
+            [
+                *_xds_command(), "up", "--port", str(port), "--mllp-port", str(mllp_port), "--data-dir", str(data_dir),
+                "--dicom-port", str(dicom_port), "--ris-port", str(ris_port),
+            ],  # fmt: skip
             stdout=sink,
             stderr=subprocess.STDOUT,
             env=env,
@@ -59,13 +66,13 @@ def up(tmp_path: Path) -> Iterator[Up]:
         while True:
             assert process.poll() is None, log.read_text()
             try:
-                if httpx.get(f"{base}/repository?wsdl", timeout=2).status_code == 200:
+                if all(httpx.get(f"{base}/{path}?wsdl", timeout=2).status_code == 200 for path in PATHS):
                     break
             except httpx.TransportError:
                 pass
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
-        yield Up(base, mllp_port, data_dir, log)
+        yield Up(base, mllp_port, dicom_port, data_dir, log)
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -109,7 +116,24 @@ def test_up_serves_registry_and_repository_together(up: Up, tmp_path: Path) -> N
     assert (up.data_dir / "registry.sqlite").is_file() or any(up.data_dir.glob("*.sqlite"))
     assert any((up.data_dir / "documents").rglob("*")), "the repository stores under the data directory"
     log = up.log.read_text()
-    assert "/registry" in log and "/repository" in log, "the endpoints are logged at start"
+    assert all(f"/{path}" in log for path in PATHS), "the endpoints are logged at start"
+
+
+def test_up_runs_the_edge_server_dicom_intake(up: Up, tmp_path: Path) -> None:
+    from tests.support.dicom import StudySpec, make_study, storescu, write_datasets
+
+    spec = StudySpec(accession="UP1", instances_per_series=2)
+    files = write_datasets(make_study(spec), tmp_path / "modality")
+    pushed = storescu(files, port=up.dicom_port, called="XDSEDGE")
+    assert pushed.returncode == 0, pushed.stderr
+    runner = CliRunner()
+    deadline = time.monotonic() + 30
+    while True:
+        jacket = runner.invoke(main, ["source", "jacket", spec.patient_id, "--data-dir", str(up.data_dir)])
+        if jacket.exit_code == 0 and "UP1" in jacket.output:
+            break
+        assert time.monotonic() < deadline, jacket.output
+        time.sleep(0.3)
 
 
 def _unique_ids(xml: str) -> list[str]:

@@ -38,15 +38,22 @@ main.add_command(conformance)
 @click.option("--codes", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Affinity-domain code set (codes.xml)")
 @click.option("--mllp-port", default=2575, type=int, help="ITI-8 MLLP port; 0 disables the feed")
 @click.option("--repository-id", default=None, help="The repository's repositoryUniqueId [default: a fixed 2.25 OID]")
-def up(host: str, port: int, data_dir: Path, codes: Path | None, mllp_port: int, repository_id: str | None) -> None:
-    """Run every actor in one process on SQLite and local files."""
+@click.option("--dicom-port", default=11112, type=int, help="The Edge Server's DICOM Storage SCP port; 0 disables it")
+@click.option("--ris-port", default=2576, type=int, help="The Edge Server's HL7 report/order feed (MLLP); 0 disables it")
+def up(
+    host: str, port: int, data_dir: Path, codes: Path | None, mllp_port: int, repository_id: str | None,
+    dicom_port: int, ris_port: int,
+) -> None:  # fmt: skip
+    """Run every actor in one process on SQLite and local files: registry, repository and
+    Edge Server (Imaging Document Source) on one HTTP port."""
     from imageshare.up import UpSettings, run_up
 
     run_up(
         UpSettings(
-            host=host, port=port, data_dir=data_dir, codes=codes, mllp_port=mllp_port, repository_id=repository_id
+            host=host, port=port, data_dir=data_dir, codes=codes, mllp_port=mllp_port, repository_id=repository_id,
+            dicom_port=dicom_port, ris_port=ris_port,
         )
-    )
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

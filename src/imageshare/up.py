@@ -16,6 +16,9 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
+from imaging_source.app import build_source_app
+from imaging_source.app import describe_endpoints as source_endpoints
+from imaging_source.config import SourceSettings
 from registry.app import build_registry_app
 from registry.app import describe_endpoints as registry_endpoints
 from registry.config import RegistrySettings
@@ -35,6 +38,8 @@ class UpSettings:
     codes: Path | None = None
     mllp_port: int = 2575
     repository_id: str | None = None  # None: the repository's fixed default OID
+    dicom_port: int = 11112  # the Edge Server's Storage SCP; 0 disables it
+    ris_port: int = 2576  # the Edge Server's HL7 report/order feed; 0 disables it
 
 
 def compose(apps: Sequence[Starlette]) -> Starlette:
@@ -72,8 +77,24 @@ def build_up_app(settings: UpSettings) -> tuple[Starlette, list[str]]:
         registry=f"http://{local}:{settings.port}/registry",
         **repository_options,  # type: ignore[arg-type]
     )
-    apps = [build_registry_app(registry), build_repository_app(repository)]
-    return compose(apps), [*registry_endpoints(registry), *repository_endpoints(repository)]
+    source = SourceSettings(
+        host=settings.host,
+        port=settings.port,
+        data_dir=settings.data_dir,
+        dicom_host=settings.host,
+        dicom_port=settings.dicom_port,
+        mllp_host=settings.host,
+        mllp_port=settings.ris_port,
+        repository_url=f"http://{local}:{settings.port}/repository",
+        codes=settings.codes,
+    )
+    apps = [
+        build_registry_app(registry),
+        build_repository_app(repository),
+        build_source_app(source, run_services=True),
+    ]
+    endpoints = [*registry_endpoints(registry), *repository_endpoints(repository), *source_endpoints(source)]
+    return compose(apps), endpoints
 
 
 def run_up(settings: UpSettings) -> None:

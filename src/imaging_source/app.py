@@ -35,7 +35,7 @@ from xds.http.server import SoapService, run_server, soap_routes
 from xds.vocabulary import Action
 from xds.wsdl import IMAGING_DOCUMENT_SOURCE, WsdlProvider
 
-__all__ = ["PATH", "WADO_PATH", "build_source_app", "describe_endpoints", "open_store", "serve_source"]
+__all__ = ["PATH", "WADO_PATH", "EdgeServices", "build_source_app", "describe_endpoints", "open_store", "serve_source"]
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +69,19 @@ def build_source_app(
     transcoder: Transcoder | None = None,
     extra_routes: Sequence[BaseRoute] = (),
     ris_feed: RisFeed | None = None,
+    run_services: bool = False,
 ) -> Starlette:
     """The Edge Server's ASGI app: RAD-69 at :data:`PATH`, WADO-URI at :data:`WADO_PATH`.
 
     With ``ris_feed`` and a non-zero ``mllp_port``, the app's lifespan also runs the RIS feed's
-    MLLP listener (HL7 v2 ORU^R01 / ORM^O01)."""
+    MLLP listener (HL7 v2 ORU^R01 / ORM^O01). With ``run_services`` it runs the whole Edge
+    Server: the intake, the Storage SCP (unless ``dicom_port`` is 0), the share-job runner and,
+    unless ``mllp_port`` is 0, the RIS feed; so one process (``xds source serve`` or ``xds up``)
+    needs nothing but this app."""
     store = store or open_store(settings)
+    if run_services and ris_feed is None and settings.mllp_port:
+        ris_feed = RisFeed(ReportBook(store.engine))
+    services = EdgeServices(settings, store) if run_services else None
     transcoder = transcoder or Transcoder()
     source = ImagingDocumentSource(store, source_id=settings.source_id, transcoder=transcoder)
 
@@ -83,6 +90,8 @@ def build_source_app(
         swept = await anyio.to_thread.run_sync(lambda: store.sweep_tmp(min_age=SWEEP_MIN_AGE))
         if swept:
             log.info("start-up sweep removed %d leftover file(s)", swept)
+        if services is not None:
+            await anyio.to_thread.run_sync(services.start)
         mllp: MllpServer | None = None
         if ris_feed is not None and settings.mllp_port:
             try:
@@ -96,6 +105,8 @@ def build_source_app(
         finally:
             if mllp is not None:
                 await mllp.stop()
+            if services is not None:
+                await anyio.to_thread.run_sync(services.stop)
 
     routes: list[BaseRoute] = list(
         soap_routes(
@@ -126,29 +137,47 @@ def describe_endpoints(settings: SourceSettings) -> list[str]:
     return lines
 
 
+class EdgeServices:
+    """The Edge Server's work besides HTTP: the intake (first indexing what a previous run left
+    in ``incoming/``), the C-STORE SCP and the share-job runner (RAD-68), started and stopped
+    together, in that order and in reverse."""
+
+    def __init__(self, settings: SourceSettings, store: DicomStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.intake = Intake(store)
+        self.scp: StorageSCP | None = None
+        self.jobs = runner_from_settings(settings, store)
+
+    def start(self) -> None:
+        self.intake.start()
+        if self.settings.dicom_port:
+            self.scp = StorageSCP(
+                self.store,
+                ae_title=self.settings.ae_title,
+                host=self.settings.dicom_host,
+                port=self.settings.dicom_port,
+                intake=self.intake,
+            )
+            self.scp.start()
+        self.jobs.start()
+
+    def stop(self) -> None:
+        self.jobs.stop()
+        if self.scp is not None:
+            self.scp.stop()
+            self.scp = None
+        self.intake.stop()
+
+
 def serve_source(settings: SourceSettings) -> None:
     """Run the Edge Server (HTTP; unless their port is 0, the Storage SCP and the RIS feed)."""
     store = open_store(settings)
     log.info("index database: %s", store.engine.url.render_as_string(hide_password=True))
     for line in describe_endpoints(settings):
         log.info("%s", line)
-    intake = Intake(store)
-    intake.start()  # first indexes what a previous run left in incoming/
-    scp = None
-    if settings.dicom_port:
-        scp = StorageSCP(
-            store, ae_title=settings.ae_title, host=settings.dicom_host, port=settings.dicom_port, intake=intake
-        )
-        scp.start()
-    jobs = runner_from_settings(settings, store)  # RAD-68 share jobs (imaging_source.worker)
-    jobs.start()
     try:
-        feed = RisFeed(ReportBook(store.engine)) if settings.mllp_port else None
-        app = build_source_app(settings, store=store, ris_feed=feed)
+        app = build_source_app(settings, store=store, run_services=True)
         run_server(app, host=settings.host, port=settings.port, log_level=settings.log_level)
     finally:
-        jobs.stop()
-        if scp is not None:
-            scp.stop()
-        intake.stop()
         store.engine.dispose()
