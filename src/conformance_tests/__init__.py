@@ -14,9 +14,12 @@ Modules:
 * :mod:`conformance_tests.evidence`: every exchanged message, kept per step.
 * :mod:`conformance_tests.transport`: SOAP over HTTP and HL7 v2 over MLLP, recorded.
 * :mod:`conformance_tests.patients`: how test patients reach the peer (ITI-8, a command, a list).
+* :mod:`conformance_tests.instances`: how DICOM test instances reach an imaging source (C-STORE,
+  a command, loaded beforehand).
 * :mod:`conformance_tests.report`: JUnit XML and a self-contained HTML report.
 * :mod:`conformance_tests.console`: live progress and the summary table.
 * :mod:`conformance_tests.cli`: the ``conformance`` command group.
-* :mod:`conformance_tests.data`: our own test data (SubmitObjectsRequest builders, HL7 messages).
+* :mod:`conformance_tests.data`: our own test data (SubmitObjectsRequest builders, HL7 messages,
+  DICOM studies).
 * :mod:`conformance_tests.plans`: one test plan per actor.
 """

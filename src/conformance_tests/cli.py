@@ -7,16 +7,25 @@
         --mllp host:2575 --junit results.xml --html report.html
     xds conformance run --actor repository --endpoint http://host:8020/repository \\
         --registry-sim-port 9010      # the repository sends ITI-42 to http://127.0.0.1:9010/registry
+    xds conformance run --actor imaging-source --endpoint http://host:8030/imaging-source \\
+        --source-id 1.3.6.1.4.1.21367.13.80.110 --dicom host:11112 --dicom-ae XDSEDGE \\
+        --wado http://host:8030/wado
+    xds conformance dicom-data DIR    # the imaging-source test data as files, and its UIDs
 
 Patients reach the peer through ITI-8 (``--mllp``), a pre-load command run per patient
 (``--preload-command 'xds registry patient add {pid} --db sqlite:///registry.sqlite'``) or a list of
 ids registered beforehand (``--patient-id``, once per patient, in the order ``list`` shows).
+The imaging-source plan loads its DICOM test studies into the source first: by C-STORE
+(``--dicom HOST:PORT --dicom-ae AE``), a command run per file (``--preload-command 'CMD {file}'``;
+``{sop_uid}``, ``{series_uid}``, ``{study_uid}`` are filled in too) or not at all (``--preloaded``,
+after loading the files ``dicom-data`` writes; their UIDs are the same on every run).
 The exit status is 0 when every case passed (or was skipped), 1 when one failed, 2 for usage errors.
 """
 
 from __future__ import annotations
 
 import sys
+import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -24,10 +33,21 @@ import click
 from rich.console import Console
 
 from conformance_tests.console import ConsoleListener, summary_table
+from conformance_tests.data.dicom import imaging_test_data, write_files
 from conformance_tests.data.ids import DEFAULT_ASSIGNING_AUTHORITY
 from conformance_tests.evidence import write_evidence
+from conformance_tests.instances import CONTEXT_KEY as INSTANCES_KEY
+from conformance_tests.instances import (
+    DEFAULT_CALLING_AE,
+    CommandInstances,
+    InstanceSource,
+    PreloadedInstances,
+    StoreInstances,
+)
 from conformance_tests.patients import CommandPatients, FeedPatients, GivenPatients, PatientSource
 from conformance_tests.plans import ACTORS, PLANS, plan_for
+from conformance_tests.plans.imaging_source.common import SOURCE_ID_KEY, WADO_KEY
+from conformance_tests.plans.imaging_source.wado import OPTION as WADO_OPTION
 from conformance_tests.report import write_html, write_junit
 from conformance_tests.runner import RunConfig, Runner
 from conformance_tests.schemas import SchemaError, SchemaSet, default_schema_dir
@@ -61,6 +81,8 @@ def list_plans(actor: str | None, steps: bool) -> None:
             console.print(f"  simulated peer: {simulator} (started by `run`; see --registry-sim-port)")
         for option, text in plan.options.items():
             console.print(f"  option {option}: {text}")
+        if name == "imaging-source":
+            _show_test_data(console)
         for suite in plan.suites:
             console.print(f"  [bold]suite {suite.name}[/]: {suite.title}")
             for case in suite.cases:
@@ -72,6 +94,65 @@ def list_plans(actor: str | None, steps: bool) -> None:
                         label = step.transaction_label or "-"
                         console.print(f"    {'':22}{n:2}. {step.name} [{label}] {step.purpose}", markup=False)
                         console.print(f"    {'':26}-> {step.expected()}", markup=False)
+
+
+def _show_test_data(console: Console) -> None:
+    data = imaging_test_data()
+    console.print(f"  test data (write it with `xds conformance dicom-data DIR`), UID root {data.root}:")
+    for study in data.studies:
+        console.print(f"    study {study.key} {study.study_uid} (patient {study.patient_id})")
+        for series_uid in study.series_uids:
+            keys = ", ".join(i.key for i in study.series(series_uid))
+            console.print(f"      series {series_uid}: {keys}")
+
+
+@conformance.command("dicom-data")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def dicom_data(directory: Path) -> None:
+    """Write the imaging-source test data (Part 10 files) into DIRECTORY and list their UIDs.
+
+    Load them into the source and run with --preloaded; the files are the same on every run."""
+    data = imaging_test_data()
+    paths = write_files(data, directory)
+    lines = ["file\tstudy\tseries\tSOP instance\tSOP class\ttransfer syntax"]
+    lines += [
+        f"{i.file_name}\t{i.study_uid}\t{i.series_uid}\t{i.sop_uid}\t{i.sop_class_uid}\t{i.transfer_syntax}"
+        for i in data.instances
+    ]
+    (directory / "uids.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    click.echo(f"{len(paths)} instances written to {directory} (UIDs in {directory / 'uids.tsv'})")
+    for line in lines[1:]:
+        click.echo("  " + line.replace("\t", "  "))
+
+
+def _instances(
+    stack: ExitStack,
+    *,
+    dicom: str | None,
+    dicom_ae: str | None,
+    calling_ae: str,
+    preload: str | None,
+    preloaded: bool,
+    timeout: float,
+) -> InstanceSource:
+    """How the imaging-source test data reaches the source (exactly one way)."""
+    given = [name for name, value in (("--dicom", dicom), ("--preload-command", preload), ("--preloaded", preloaded)) if value]
+    if len(given) != 1:
+        raise click.UsageError(
+            "the imaging-source test data must reach the source in one way: --dicom HOST:PORT --dicom-ae AE "
+            "(C-STORE), --preload-command 'CMD {file}' or --preloaded" + (f" (given: {', '.join(given)})" if given else "")
+        )
+    if dicom:
+        host, _, port = dicom.rpartition(":")
+        if not host or not port.isdigit():
+            raise click.BadParameter("expected HOST:PORT", param_hint="--dicom")
+        if not dicom_ae:
+            raise click.UsageError("--dicom needs --dicom-ae (the AE title of the source's Storage SCP)")
+        return StoreInstances(host, int(port), called_ae=dicom_ae, calling_ae=calling_ae, timeout=timeout)
+    if preload:
+        directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="xds-conformance-dicom-")))
+        return CommandInstances(preload, directory, timeout=max(timeout, 60.0))
+    return PreloadedInstances()
 
 
 def _patients(
@@ -101,7 +182,10 @@ def _patients(
 @click.option("--endpoint", required=True, help="SOAP endpoint URL of the peer")
 @click.option("--mllp", metavar="HOST:PORT", help="The peer's ITI-8 MLLP listener (patients are fed through it)")
 @click.option(
-    "--preload-command", metavar="CMD", help="Run per patient instead of ITI-8; {pid}, {id}, {authority} are filled in"
+    "--preload-command",
+    metavar="CMD",
+    help="Run per patient instead of ITI-8 ({pid}, {id}, {authority} are filled in); for the imaging-source "
+    "plan, run per DICOM test file ({file}, {sop_uid}, {series_uid}, {study_uid})",
 )
 @click.option(
     "--patient-id", "patient_ids", multiple=True, metavar="CX", help="A patient registered beforehand (repeat; taken by the roles `list` shows, in order, for the suites run)"
@@ -132,6 +216,12 @@ def _patients(
     help="Port of the registry simulator; configure the repository to send ITI-42 to "
     "http://HOST:PORT/registry (0: a free port, shown at start)",
 )
+@click.option("--source-id", metavar="OID", help="The imaging source's repositoryUniqueId (imaging-source plan)")
+@click.option("--dicom", metavar="HOST:PORT", help="The imaging source's Storage SCP: the test data is sent by C-STORE")
+@click.option("--dicom-ae", metavar="AE", help="AE title of the Storage SCP given by --dicom")
+@click.option("--calling-ae", default=DEFAULT_CALLING_AE, help="Our AE title for C-STORE")
+@click.option("--preloaded", is_flag=True, help="The imaging-source test data was loaded beforehand (see dicom-data)")
+@click.option("--wado", "wado", metavar="URL", help="The imaging source's WADO-URI endpoint (enables the wado suite)")
 @click.option("-v", "--verbose", is_flag=True, help="Show every failed check as it happens")
 def run(
     actor: str,
@@ -151,6 +241,12 @@ def run(
     insecure: bool,
     registry_sim_host: str,
     registry_sim_port: int,
+    source_id: str | None,
+    dicom: str | None,
+    dicom_ae: str | None,
+    calling_ae: str,
+    preloaded: bool,
+    wado: str | None,
     verbose: bool,
 ) -> None:
     """Run ACTOR's test plan against the peer at ENDPOINT."""
@@ -159,6 +255,8 @@ def run(
         plan = plan_for(actor)
     except LookupError as exc:
         raise click.UsageError(str(exc)) from None
+    if wado and WADO_OPTION in plan.options and WADO_OPTION not in options:
+        options = (*options, WADO_OPTION)
     unknown = [o for o in options if o not in plan.options]
     if unknown:
         raise click.BadParameter(
@@ -186,6 +284,27 @@ def run(
             settings["registry simulator"] = simulator.url
             console.print(f"Registry simulator (ITI-42, ITI-18) listening at [bold]{simulator.url}[/]")
             console.print("The repository under test must send its Register Document Set-b requests there.")
+        if actor == "imaging-source":
+            if not source_id:
+                raise click.UsageError("the imaging-source plan needs --source-id OID (the source's repositoryUniqueId)")
+            if WADO_OPTION in options and not wado:
+                raise click.UsageError("--option wado needs --wado URL")
+            loader = _instances(
+                stack,
+                dicom=dicom,
+                dicom_ae=dicom_ae,
+                calling_ae=calling_ae,
+                preload=preload_command,
+                preloaded=preloaded,
+                timeout=timeout,
+            )
+            context[INSTANCES_KEY] = loader
+            context[SOURCE_ID_KEY] = source_id
+            settings["source id"] = source_id
+            settings["test data"] = loader.describe()
+            if wado:
+                context[WADO_KEY] = wado
+                settings["WADO-URI"] = wado
         config = RunConfig(
             endpoint=endpoint,
             schemas=schema_set,

@@ -23,15 +23,20 @@ if TYPE_CHECKING:
     from conformance_tests.evidence import Exchange
     from conformance_tests.response import ResponseView
     from conformance_tests.state import CaseState
+    from conformance_tests.transport import HttpAnswer
 
 __all__ = [
+    "ActionStep",
     "CaseResult",
     "Check",
     "Counts",
     "EnvelopeVariant",
     "Expectation",
+    "HttpGetStep",
+    "HttpVerifier",
     "PatientStep",
     "PauseStep",
+    "Performer",
     "RequestPackaging",
     "RunResult",
     "SoapStep",
@@ -66,8 +71,10 @@ class Transaction(str, enum.Enum):
     ITI42 = "ITI-42"
     ITI43 = "ITI-43"
     ITI51 = "ITI-51"
+    RAD55 = "RAD-55"
     RAD68 = "RAD-68"
     RAD69 = "RAD-69"
+    DICOM_STORE = "C-STORE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +240,9 @@ class SoapStep(Step):
     envelope: EnvelopeVariant = field(default_factory=EnvelopeVariant)
     packaging: RequestPackaging = RequestPackaging.SIMPLE
     around: Around | None = None
+    #: Seconds during which the step is sent again while its checks fail (a peer that makes
+    #: loaded data available asynchronously); 0: sent once.
+    settle: float = 0.0
 
     @property
     def transaction_label(self) -> str:
@@ -240,6 +250,47 @@ class SoapStep(Step):
 
     def expected(self) -> str:
         return self.expect.describe()
+
+
+#: What an :class:`ActionStep` does: the exchanges it made and the checks on them.
+Performer = Callable[["CaseState"], tuple[list["Exchange"], list[Check]]]
+HttpVerifier = Callable[["CaseState", "HttpAnswer"], Iterable[Check]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActionStep(Step):
+    """A step that is no SOAP request, carried out by a function (e.g. loading DICOM test
+    instances into the peer by C-STORE or a command). A failed check with an unreachable peer
+    (an exchange with an error) is a runner ERROR, otherwise a FAILED step."""
+
+    transaction: Transaction
+    perform: Performer
+    outcome: str
+
+    @property
+    def transaction_label(self) -> str:
+        return self.transaction.value
+
+    def expected(self) -> str:
+        return self.outcome
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpGetStep(Step):
+    """One HTTP GET (e.g. a RAD-55 WADO-URI request) whose status and body are judged."""
+
+    transaction: Transaction
+    url: Callable[["CaseState"], str]
+    status: int
+    verify: tuple[HttpVerifier, ...] = ()
+    note: str = ""
+
+    @property
+    def transaction_label(self) -> str:
+        return self.transaction.value
+
+    def expected(self) -> str:
+        return f"HTTP {self.status}" + (f"; {self.note}" if self.note else "")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

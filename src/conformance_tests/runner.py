@@ -23,8 +23,10 @@ from conformance_tests import assertions as a
 from conformance_tests.data.ids import DEFAULT_ASSIGNING_AUTHORITY, IdFactory
 from conformance_tests.evidence import Exchange
 from conformance_tests.model import (
+    ActionStep,
     CaseResult,
     Check,
+    HttpGetStep,
     PatientStep,
     PauseStep,
     RunResult,
@@ -65,7 +67,13 @@ _WIRE: Final = {
     Transaction.ITI43: _Wire(
         Action.ITI43, Action.ITI43_RESPONSE, f"{{{NS_XDS}}}RetrieveDocumentSetResponse", False
     ),
+    # RAD TF-3 §4.69.4.2: the RAD-69 response is an ITI-43 response (xds-notes §1.1).
+    Transaction.RAD69: _Wire(
+        Action.RAD69, Action.RAD69_RESPONSE, f"{{{NS_XDS}}}RetrieveDocumentSetResponse", False
+    ),
 }
+#: Pause between the attempts of a step with ``settle`` time.
+SETTLE_INTERVAL: Final = 0.25
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -255,7 +263,11 @@ class Runner:
         began = time.monotonic()
         try:
             if isinstance(step, SoapStep):
-                result = self._soap_step(step, state, transport)
+                result = self._settled_soap_step(step, state, transport)
+            elif isinstance(step, ActionStep):
+                result = self._action_step(step, state)
+            elif isinstance(step, HttpGetStep):
+                result = self._get_step(step, state, transport)
             elif isinstance(step, PatientStep):
                 result = self._patient_step(step, state)
             elif isinstance(step, PauseStep):
@@ -280,6 +292,50 @@ class Runner:
         unreachable = any(e.error for e in exchanges)
         verdict = Verdict.PASSED if not failed else (Verdict.ERROR if unreachable else Verdict.FAILED)
         return StepResult(step=step, verdict=verdict, checks=checks, exchanges=exchanges, message=patient_id)
+
+    def _action_step(self, step: ActionStep, state: CaseState) -> StepResult:
+        exchanges, checks = step.perform(state)
+        failed = [c for c in checks if not c.passed]
+        unreachable = any(e.error for e in exchanges)
+        verdict = Verdict.PASSED if not failed else (Verdict.ERROR if unreachable else Verdict.FAILED)
+        return StepResult(step=step, verdict=verdict, checks=list(checks), exchanges=list(exchanges))
+
+    def _get_step(self, step: HttpGetStep, state: CaseState, transport: SoapTransport) -> StepResult:
+        checks: list[Check] = []
+        url = _guard(checks, "build request", lambda: step.url(state))
+        if not isinstance(url, str):
+            return StepResult(step=step, verdict=Verdict.ERROR, checks=checks, message="the URL could not be built")
+        answer = transport.get(url, label=f"{step.transaction.value} {step.name}")
+        if answer.exchange.error:
+            checks.append(Check("reply", False, answer.exchange.error, "peer reachable"))
+            return StepResult(step=step, verdict=Verdict.ERROR, checks=checks, exchanges=[answer.exchange])
+        checks.append(
+            Check(
+                "HTTP status",
+                answer.status == step.status,
+                f"expected {step.status}, got {answer.status}",
+                "RFC 9110 §15 (status codes); the step's TF rule",
+            )
+        )
+        for verify in step.verify:
+            found = _guard(checks, "step check", lambda v=verify: list(v(state, answer)))  # type: ignore[misc]
+            if isinstance(found, list):
+                checks += found
+        verdict = Verdict.PASSED if all(c.passed for c in checks) else Verdict.FAILED
+        return StepResult(step=step, verdict=verdict, checks=checks, exchanges=[answer.exchange])
+
+    def _settled_soap_step(self, step: SoapStep, state: CaseState, transport: SoapTransport) -> StepResult:
+        """A SOAP step, sent again while it fails for up to ``step.settle`` seconds."""
+        deadline = time.monotonic() + step.settle
+        attempts = 1
+        result = self._soap_step(step, state, transport)
+        while result.verdict is not Verdict.PASSED and time.monotonic() < deadline:
+            self._sleep(SETTLE_INTERVAL)
+            attempts += 1
+            result = self._soap_step(step, state, transport)
+        if attempts > 1:
+            result.message = (result.message + "; " if result.message else "") + f"{attempts} attempts"
+        return result
 
     def _soap_step(self, step: SoapStep, state: CaseState, transport: SoapTransport) -> StepResult:
         wire = _WIRE[step.transaction]

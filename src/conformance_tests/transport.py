@@ -51,6 +51,7 @@ from xds.xml import XmlError, parse_xml, to_bytes
 
 __all__ = [
     "CommandOutcome",
+    "HttpAnswer",
     "MllpError",
     "SoapAnswer",
     "SoapTransport",
@@ -85,6 +86,16 @@ class SoapAnswer:
     start_info: str | None = None
     #: The non-root MIME parts of a multipart reply, by Content-ID (without angle brackets).
     parts: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(slots=True, kw_only=True)
+class HttpAnswer:
+    """A plain HTTP GET as seen on the wire (e.g. RAD-55 WADO-URI)."""
+
+    exchange: Exchange
+    status: int | None = None
+    content_type: str = ""
+    body: bytes = b""
 
 
 @dataclass(slots=True)
@@ -223,6 +234,28 @@ class SoapTransport:
         answer.http_status = response.status_code
         answer.content_type = response.headers.get("content-type", "")
         _read_envelope(answer, data)
+        return answer
+
+
+    def get(self, url: str, *, label: str) -> HttpAnswer:
+        """GET ``url`` (an absolute URL, not necessarily the SOAP endpoint) and record it."""
+        exchange = Exchange(label=label, protocol="HTTP", target=f"GET {url}", started=_now())
+        answer = HttpAnswer(exchange=exchange)
+        began = time.monotonic()
+        try:
+            response = self._http.get(url)
+            data = response.content
+        except httpx.HTTPError as exc:
+            exchange.error = f"{type(exc).__name__}: {exc}"
+            return answer
+        finally:
+            exchange.seconds = time.monotonic() - began
+        exchange.response_status = f"HTTP {response.status_code}"
+        exchange.response_headers = list(response.headers.items())
+        exchange.response_body = data[:MAX_REPLY_BYTES]
+        answer.status = response.status_code
+        answer.content_type = response.headers.get("content-type", "")
+        answer.body = data
         return answer
 
 

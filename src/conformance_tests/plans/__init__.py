@@ -1,5 +1,4 @@
-"""One test plan per actor. Plans for the imaging document source and consumer are added as
-those actors' suites are written."""
+"""One test plan per actor. The consumer's plan is added when its suites are written."""
 
 from __future__ import annotations
 
@@ -7,6 +6,7 @@ from collections.abc import Callable
 from typing import Final
 
 from conformance_tests.model import TestPlan
+from conformance_tests.plans.imaging_source import imaging_source_plan
 from conformance_tests.plans.registry import registry_plan
 from conformance_tests.plans.repository import repository_plan
 
@@ -16,7 +16,11 @@ __all__ = ["ACTORS", "PLANS", "plan_for"]
 ACTORS: Final = ("registry", "repository", "imaging-source", "consumer")
 
 #: Actors whose plan exists.
-PLANS: Final[dict[str, Callable[[], TestPlan]]] = {"registry": registry_plan, "repository": repository_plan}
+PLANS: Final[dict[str, Callable[[], TestPlan]]] = {
+    "registry": registry_plan,
+    "repository": repository_plan,
+    "imaging-source": imaging_source_plan,
+}
 
 
 def plan_for(actor: str) -> TestPlan:
