@@ -1,5 +1,6 @@
 """``xds consumer ...``: query a registry (ITI-18), retrieve documents (ITI-43), submit files
-(ITI-41), from the command line.
+(ITI-41), list a patient's imaging exams and fetch their images (XDS-I.b: ITI-18, ITI-43, RAD-69),
+from the command line.
 
 A first round trip, against ``xds up`` or a registry and repository on their default ports::
 
@@ -7,24 +8,42 @@ A first round trip, against ``xds up`` or a registry and repository on their def
     xds consumer submit report.pdf --patient 'P1^^^&1.3.6.1.4.1.21367.13.20.1000&ISO'
     xds consumer query --patient 'P1^^^&1.3.6.1.4.1.21367.13.20.1000&ISO'
     xds consumer retrieve 2.25.1234... --out ./retrieved
+
+Images shared by an Edge Server (its RAD-69 endpoint named by the manifests' Retrieve Location UID)::
+
+    xds consumer list --patient 'P1^^^&1.3.6.1.4.1.21367.13.20.1000&ISO'
+    xds consumer fetch --patient 'P1^^^&1.3.6.1.4.1.21367.13.20.1000&ISO' --out ./images \
+        --source 2.25.1372...=http://127.0.0.1:8030/imaging-source
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.filesize import decimal
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
+from consumer import fetch as imaging
 from consumer import iti18, iti41, iti43
 from xds.errors import RegistryError, XdsError
 from xds.http.client import SoapConnectionError, SoapClient, SoapProtocolError
 from xds.metadata.model import Code, Submission
+from xds.settings import SettingsError, load_settings
 from xds.soap.fault import SoapFault
 from xds.vocabulary import ResponseStatus, Status
 from xds.xml import to_bytes
@@ -79,7 +98,8 @@ def _parse_code(text: str | None) -> Code | None:
 
 @click.group()
 def consumer() -> None:
-    """Document Consumer (and a simple Document Source): ITI-18 query, ITI-43 retrieve, ITI-41 submit."""
+    """Document Consumer (and a simple Document Source): ITI-18 query, ITI-43 retrieve, ITI-41 submit;
+    Imaging Document Consumer: list and fetch shared images (ITI-18, ITI-43, RAD-69)."""
 
 
 # -- query --------------------------------------------------------------------------------------
@@ -342,4 +362,177 @@ def submit(
         console.print(f"retrieve with: xds consumer retrieve {ids}", highlight=False, soft_wrap=True)
     _report_errors(console, result.status, result.errors)
     if not result.ok:
+        sys.exit(1)
+
+
+# -- imaging: list and fetch -------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class ConsumerSettings:
+    """Section ``[consumer]`` of a TOML file (env ``XDS_CONSUMER_SOURCES``, comma-separated)."""
+
+    # Imaging Document Sources: "Retrieve Location UID=RAD-69 endpoint" items.
+    sources: tuple[str, ...] = ()
+
+
+def _sources(config: Path | None, given: tuple[str, ...]) -> dict[str, str]:
+    """The configured sources, overridden item by item by ``--source``."""
+    try:
+        settings = load_settings(ConsumerSettings, section="consumer", config_file=config)
+        sources = imaging.parse_sources(settings.sources)
+        sources.update(imaging.parse_sources(given))
+    except (SettingsError, ValueError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--source / [consumer] sources") from None
+    return sources
+
+
+def _dtm(value: str) -> str:
+    """An HL7 DTM (YYYYMMDD[HHMM[SS]]) as ``YYYY-MM-DD[ HH:MM]``; anything else unchanged."""
+    if len(value) < 8 or not value[:8].isdigit():
+        return value
+    date = f"{value[:4]}-{value[4:6]}-{value[6:8]}"
+    return f"{date} {value[8:10]}:{value[10:12]}" if len(value) >= 12 and value[8:12].isdigit() else date
+
+
+def _exams_table(exams: Sequence[imaging.Exam]) -> Table:
+    table = Table(title=f"{len(exams)} imaging exam(s)")
+    table.add_column("study", no_wrap=True)
+    table.add_column("accession", no_wrap=True)
+    table.add_column("date", no_wrap=True)
+    table.add_column("modalities", no_wrap=True)
+    table.add_column("title", overflow="fold")
+    table.add_column("manifest uniqueId", no_wrap=True)
+    table.add_column("report", no_wrap=True)
+    for exam in exams:
+        report = ", ".join(r.mime_type for r in exam.reports) or "no"
+        table.add_row(
+            exam.study_uid, exam.accession, _dtm(exam.date), " ".join(exam.modalities), exam.title, exam.manifest.unique_id, report
+        )
+    return table
+
+
+@consumer.command("list")
+@_registry_option
+@click.option("--patient", required=True, help="Affinity-domain patient ID, e.g. 'P1^^^&1.2.3&ISO'")
+@_timeout_option
+def list_exams(registry: str, patient: str, timeout: float) -> None:
+    """List the imaging exams (KOS manifests) of a patient that the registry shows (ITI-18)."""
+    try:
+        with imaging.SecuredSoapClient(registry, timeout=timeout) as client:
+            exams = imaging.find_exams(client, patient)
+    except (imaging.FetchError, XdsError) as exc:
+        _fail(str(exc))
+    except (SoapConnectionError, SoapProtocolError, SoapFault) as exc:
+        _fail(f"{registry}: {exc}")
+    Console().print(_exams_table(exams))
+
+
+class _FetchBar:
+    """Adapts :class:`consumer.fetch.FetchProgress` to a rich progress bar (instances and bytes)."""
+
+    def __init__(self, console: Console) -> None:
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("instances"),
+            TextColumn("{task.fields[size]}"),
+            TimeRemainingColumn(),
+        )
+        self.progress = Progress(*columns, console=console, transient=True)
+        self._task: int | None = None
+        self._bytes = 0
+
+    def planned(self, total: int, present: int) -> None:
+        self.progress.start()
+        self._task = self.progress.add_task("fetching", total=total, completed=present, size=decimal(0))
+
+    def received(self, n: int) -> None:
+        self._bytes += n
+        if self._task is not None:
+            self.progress.update(self._task, size=decimal(self._bytes))
+
+    def stored(self, size: int) -> None:
+        if self._task is not None:
+            self.progress.update(self._task, advance=1)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def _print_summary(console: Console, summary: imaging.FetchSummary, out: Path) -> None:
+    if not summary.instances and not summary.errors:
+        console.print("no imaging exam of this patient is visible", highlight=False)
+    console.print(
+        f"studies: {len(summary.studies)}  instances: {summary.instances} "
+        f"(fetched {summary.fetched}, already present {summary.present})  bytes: {summary.bytes} "
+        f"({decimal(summary.bytes)})  reports: {len(summary.reports)}  failures: {len(summary.failures)}",
+        highlight=False,
+    )
+    console.print(f"in {out}", highlight=False, soft_wrap=True)
+    for error in summary.errors:
+        console.print(f"  error: {error}", highlight=False, soft_wrap=True)
+    if summary.failures:
+        console.print(f"missing {len(summary.failures)} instance(s) (study / series / SOP Instance UID: reason):", highlight=False)
+        for failure in summary.failures:
+            console.print(
+                f"  {failure.study_uid} / {failure.series_uid} / {failure.sop_instance_uid}: {failure.reason}",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
+@consumer.command("fetch")
+@_registry_option
+@_repository_option
+@click.option("--patient", required=True, help="Affinity-domain patient ID, e.g. 'P1^^^&1.2.3&ISO'")
+@click.option("--study", "studies", multiple=True, help="Only this Study Instance UID (repeatable) [default: every exam]")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Directory: <out>/<patient>/<study>/<series>/<sop>.dcm")
+@click.option("--batch", type=click.IntRange(min=1), default=imaging.DEFAULT_BATCH, show_default=True, help="Instances per RAD-69 request")
+@click.option("--transfer-syntax", "transfer_syntaxes", multiple=True, help="Accepted Transfer Syntax UID (repeatable) [default: uncompressed and the common compressed ones]")
+@click.option("--source", "sources", multiple=True, help="OID=URL: the RAD-69 endpoint of the Imaging Document Source whose repositoryUniqueId (Retrieve Location UID) is OID (repeatable)")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TOML file with a [consumer] section (sources = [\"OID=URL\", ...])")
+@click.option("--no-progress", is_flag=True, help="No progress bar")
+@click.option("--no-fsync", is_flag=True, help="Do not flush each file to disk before renaming it into place")
+@_timeout_option
+def fetch_images(
+    registry: str,
+    repository: str,
+    patient: str,
+    studies: tuple[str, ...],
+    out: Path,
+    batch: int,
+    transfer_syntaxes: tuple[str, ...],
+    sources: tuple[str, ...],
+    config: Path | None,
+    no_progress: bool,
+    no_fsync: bool,
+    timeout: float,
+) -> None:
+    """Fetch a patient's shared images: ITI-18 -> ITI-43 (manifests, reports) -> RAD-69, verified,
+    resumable. Exit status 1 when an instance is missing (listed)."""
+    options = imaging.FetchOptions(
+        registry=registry,
+        repository=repository,
+        patient_id=patient,
+        out=out,
+        sources=_sources(config, sources),
+        studies=studies,
+        batch_size=batch,
+        transfer_syntaxes=transfer_syntaxes or imaging.DEFAULT_TRANSFER_SYNTAXES,
+        timeout=timeout,
+        fsync=not no_fsync,
+    )
+    console = Console(stderr=True)
+    bar = None if no_progress else _FetchBar(console)
+    try:
+        summary = imaging.fetch(options, progress=bar)
+    except imaging.FetchError as exc:
+        _fail(str(exc))
+    except (SoapConnectionError, SoapProtocolError, SoapFault) as exc:
+        _fail(str(exc))
+    finally:
+        if bar is not None:
+            bar.stop()
+    _print_summary(Console(), summary, out)
+    if not summary.ok:
         sys.exit(1)
