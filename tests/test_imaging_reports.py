@@ -28,7 +28,8 @@ from imaging_source.jacket import build_jacket
 from imaging_source.model import ExamReport, PatientRecord, StudyRecord
 from imaging_source.report_document import render_report, to_winansi
 from imaging_source.reports import ReportBook
-from imaging_source.ris import AckCode, OrderEvent, ReportEvent, interpret, parse_hl7_time
+from imaging_source.ris import OrderEvent, ReportEvent, interpret, parse_hl7_time
+from xds.hl7.ack import AckCode
 from imaging_source.schema import metadata
 from tests.support.dicom import StudySpec, free_port, make_study, part10_bytes
 from xds.hl7.mllp import MllpClient, serve_mllp

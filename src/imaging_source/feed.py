@@ -12,26 +12,14 @@ patient identifiers at debug level only.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, tzinfo
 
 from xds.hl7.v2 import ErrorCondition, Hl7ParseError, decode_bytes
 from imaging_source.reports import ReportBook
-from imaging_source.ris import (
-    ACCESSION_FIELDS,
-    DEFAULT_VERSION,
-    AckCode,
-    Interpreted,
-    Nak,
-    OrderEvent,
-    ReportEvent,
-    build_ack,
-    encode_ack,
-    interpret,
-    salvage_header,
-)
+from imaging_source.ris import ACCESSION_FIELDS, DEFAULT_VERSION, Interpreted, OrderEvent, ReportEvent, interpret
+from xds.hl7.ack import AckCode, Nak, build_ack, encode_ack, new_control_id, salvage_header, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -48,14 +36,6 @@ class FeedOutcome:
     condition: ErrorCondition = ErrorCondition.MESSAGE_ACCEPTED
 
 
-def _new_control_id() -> str:
-    return uuid.uuid4().hex[:20].upper()
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class RisFeed:
     """``RisFeed(book)(message_bytes) -> ack_bytes``; synchronous (the MLLP server runs it in a thread)."""
 
@@ -68,8 +48,8 @@ class RisFeed:
         zone: tzinfo | None = None,
         application: str = "XDS_IMAGING_SOURCE",
         facility: str = "",
-        control_ids: Callable[[], str] = _new_control_id,
-        clock: Callable[[], datetime] = _utc_now,
+        control_ids: Callable[[], str] = new_control_id,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._book = book
         self._accession_fields = tuple(accession_fields)
@@ -145,6 +125,8 @@ class RisFeed:
             timestamp=self._clock(),
             application=self._application,
             facility=self._facility,
+            default_version=DEFAULT_VERSION,
+            echo_charset=request.codec is not None,
         )
         shown = request.message_type[:32] or "(unparsed)"
         if nak is None:

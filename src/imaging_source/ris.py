@@ -1,5 +1,5 @@
-"""RIS intake, sans-I/O: HL7 v2 ORU^R01 (reports) and ORM^O01 (orders) into frozen events, and
-the acknowledgement that answers them.
+"""RIS intake, sans-I/O: HL7 v2 ORU^R01 (reports) and ORM^O01 (orders) into frozen events, or
+the :class:`~xds.hl7.ack.Nak` that refuses them (the ACK itself is :mod:`xds.hl7.ack`'s).
 
 rsna-image-share §2.14: the RSNA Edge Server's HL7 receiver took the MRN from PID-3.1, the accession
 number from OBR-3.1 (filler order number), the status from OBR-25 (falling back to ORC-5), the
@@ -19,32 +19,24 @@ and v2.3.1 §4.5.1, §7.4.1); the ACK is written in the received version's style
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Final
 
+from xds.hl7.ack import AckCode, Nak, header_facts, salvage_header, shown
 from xds.hl7.v2 import (
-    STANDARD_ENCODING,
     ErrorCondition,
     Hl7ParseError,
     Message,
     Segment,
-    composite,
     decode_bytes,
-    encode_message,
-    header_segment,
     parse_message,
-    split_segments,
-    text_field,
 )
 
 SUPPORTED_VERSIONS: Final = frozenset({"2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6"})
 DEFAULT_VERSION: Final = "2.5"
-# HL7 v2.5 §2.15.8.3: MSA-3 (text message) is at most 80 characters.
-MSA_TEXT_LIMIT: Final = 80
 # HL7 table 0123 (Result Status): F final, C correction to a final result.
 FINAL_STATUSES: Final = frozenset({"F", "C"})
 # HL7 table 0119 (Order Control codes) the Edge Server acts on.
@@ -68,26 +60,6 @@ _DTM = re.compile(
     r"(?P<y>\d{4})(?P<mo>\d{2})?(?P<d>\d{2})?(?P<h>\d{2})?(?P<mi>\d{2})?(?P<s>\d{2})?"
     r"(?:\.(?P<f>\d{1,4}))?(?P<z>[+-]\d{4})?\Z"
 )
-
-
-class AckCode(str, enum.Enum):
-    """MSA-1 acknowledgment codes, original mode (HL7 table 0008)."""
-
-    ACCEPT = "AA"
-    ERROR = "AE"
-    REJECT = "AR"
-
-
-@dataclass(frozen=True, slots=True)
-class Nak:
-    """Why a message is not acted on: MSA-1, the table 0357 condition, a reason, a location."""
-
-    ack_code: AckCode
-    condition: ErrorCondition
-    reason: str
-    segment: str | None = None
-    field: int | None = None
-    component: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,12 +139,6 @@ def _refuse(
     return _Refused(Nak(code, condition, reason, segment, field, component))
 
 
-def _shown(value: str, limit: int = 24) -> str:
-    if not value:
-        return "(empty)"
-    return value if len(value) <= limit else value[:limit] + "..."
-
-
 def _value(segment: Segment | None, position: int, component: int = 1) -> str:
     """A leaf value with HL7's explicit null (``""``) read as absent."""
     if segment is None:
@@ -248,7 +214,7 @@ def _patient(pid: Segment | None, issuer_wanted: str | None) -> tuple[str, str]:
         raise _refuse(
             AckCode.ERROR,
             ErrorCondition.UNKNOWN_KEY_IDENTIFIER,
-            f"no PID-3 identifier assigned by {_shown(issuer_wanted)}",
+            f"no PID-3 identifier assigned by {shown(issuer_wanted)}",
             "PID",
             3,
             4,
@@ -406,7 +372,7 @@ def _order_events(
             raise _refuse(
                 AckCode.ERROR,
                 ErrorCondition.TABLE_VALUE_NOT_FOUND,
-                f"ORC-1 order control {_shown(control, 4)} is not supported (NW, XO, CA, OC, DC, SC are)",
+                f"ORC-1 order control {shown(control, 4)} is not supported (NW, XO, CA, OC, DC, SC are)",
                 "ORC",
                 1,
             )
@@ -440,21 +406,6 @@ def _order_events(
     return tuple(events)
 
 
-def salvage_header(text: str) -> Segment | None:
-    """The MSH of a message that failed to parse, when its first line is a complete, valid MSH."""
-    lines = split_segments(text)
-    if not lines or not lines[0].startswith("MSH"):
-        return None
-    try:
-        return parse_message(lines[0]).header
-    except Hl7ParseError:
-        return None
-
-
-def _facts(header: Segment) -> tuple[str, str, str, str]:
-    return header.value(9, 1), header.value(9, 2), header.value(10), header.value(12, 1)
-
-
 def interpret(
     data: bytes,
     *,
@@ -480,7 +431,7 @@ def interpret(
         message = parse_message(text)
     except Hl7ParseError as exc:
         return replace(_unparsed(salvage_header(text), exc), codec=codec)
-    message_type, event, control_id, version = _facts(message.header)
+    message_type, event, control_id, version = header_facts(message.header)
     shown_type = f"{message_type}^{event}" if event else message_type
     result = Interpreted(message.header, shown_type, control_id, version, codec=codec)
     try:
@@ -495,7 +446,7 @@ def _unparsed(header: Segment | None, exc: Hl7ParseError) -> Interpreted:
     nak = Nak(AckCode.REJECT, exc.condition, f"the message cannot be parsed: {exc.reason}", exc.segment)
     if header is None:
         return Interpreted(None, "", "", DEFAULT_VERSION, error=nak)
-    message_type, event, control_id, version = _facts(header)
+    message_type, event, control_id, version = header_facts(header)
     return Interpreted(header, f"{message_type}^{event}", control_id, version, error=nak)
 
 
@@ -516,7 +467,7 @@ def _decide(
         raise _refuse(
             AckCode.REJECT,
             ErrorCondition.UNSUPPORTED_VERSION_ID,
-            f"HL7 version {_shown(version)} is not supported (2.3 to 2.6 are)",
+            f"HL7 version {shown(version)} is not supported (2.3 to 2.6 are)",
             "MSH",
             12,
         )
@@ -524,7 +475,7 @@ def _decide(
         raise _refuse(
             AckCode.REJECT,
             ErrorCondition.UNSUPPORTED_MESSAGE_TYPE,
-            f"message type {_shown(message_type)} is not supported (ORU^R01 and ORM^O01 are)",
+            f"message type {shown(message_type)} is not supported (ORU^R01 and ORM^O01 are)",
             "MSH",
             9,
             1,
@@ -534,7 +485,7 @@ def _decide(
         raise _refuse(
             AckCode.REJECT,
             ErrorCondition.UNSUPPORTED_EVENT_CODE,
-            f"trigger event {_shown(event)} is not supported for {message_type} ({expected} is)",
+            f"trigger event {shown(event)} is not supported for {message_type} ({expected} is)",
             "MSH",
             9,
             2,
@@ -551,78 +502,4 @@ def _decide(
     if message_type == "ORU":
         return _report_events(message, patient, accession_fields=accession_fields, zone=zone)
     return _order_events(message, patient, accession_fields=accession_fields, zone=zone)
-
-
-# -- the acknowledgement (HL7 v2.5 §2.14.1 ACK; v2.3.1 §2.24.1) ----------------------------------
-
-
-def _version_key(version: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in version.split("."))
-    except ValueError:
-        return (2, 5)
-
-
-def _error_segment(nak: Nak, version: str) -> Segment:
-    code = composite(str(int(nak.condition)), nak.condition.text, "HL70357")
-    location: list[str] = []
-    if nak.segment:
-        location = [nak.segment, "1"]
-        if nak.field is not None:
-            location.append(str(nak.field))
-            if nak.component is not None:
-                location += ["1", str(nak.component)]
-    if _version_key(version) >= (2, 5):
-        # HL7 v2.5 §2.15.5: ERR-2 location, ERR-3 error code, ERR-4 severity, ERR-8 user message.
-        return Segment("ERR", ((), composite(*location), code, text_field("E"), (), (), (), text_field(nak.reason)))
-    # HL7 v2.3.1 §2.16.5: ERR-1 = segment ID ^ sequence ^ field position ^ code (CE as subcomponents).
-    eld = (location + ["", "", ""])[:3]
-    return Segment("ERR", (composite(*eld, (str(int(nak.condition)), nak.condition.text, "HL70357")),))
-
-
-def build_ack(
-    header: Segment | None,
-    *,
-    ack_code: AckCode,
-    text: str,
-    error: Nak | None,
-    control_id: str,
-    timestamp: datetime,
-    application: str = "XDS_IMAGING_SOURCE",
-    facility: str = "",
-) -> Message:
-    """The ACK of a received message (or of bytes without a usable MSH), in the message's version."""
-    received = header if header is not None else Segment("MSH")
-    version = received.value(12) or DEFAULT_VERSION
-    event = received.value(9, 2)
-    if not event:
-        message_type = composite("ACK")
-    elif _version_key(version) >= (2, 4):
-        message_type = composite("ACK", event, "ACK")  # HL7 v2.4+: MSH-9.3 message structure
-    else:
-        message_type = composite("ACK", event)
-    msh = header_segment(
-        STANDARD_ENCODING,
-        (
-            received.field(5) or text_field(application),  # MSH-3 <- received MSH-5
-            received.field(6) or text_field(facility),  # MSH-4 <- received MSH-6
-            received.field(3),  # MSH-5 <- received MSH-3
-            received.field(4),  # MSH-6 <- received MSH-4
-            text_field(timestamp.strftime("%Y%m%d%H%M%S%z")),  # MSH-7
-            (),  # MSH-8
-            message_type,  # MSH-9
-            text_field(control_id),  # MSH-10
-            received.field(11) or text_field("P"),  # MSH-11
-            received.field(12) or text_field(DEFAULT_VERSION),  # MSH-12
-        ),
-    )
-    # HL7 v2.5 §2.15.8: MSA-1 code, MSA-2 the received MSH-10, MSA-3 text.
-    msa = Segment("MSA", (text_field(ack_code.value), text_field(received.value(10)), text_field(text[:MSA_TEXT_LIMIT])))
-    segments = (msh, msa) if error is None else (msh, msa, _error_segment(error, version))
-    return Message(segments, STANDARD_ENCODING)
-
-
-def encode_ack(message: Message, *, codec: str | None) -> bytes:
-    """The ACK's bytes, in the received message's character set when it was usable."""
-    return encode_message(message).encode(codec or "utf-8", errors="replace")
 

@@ -11,13 +11,11 @@ with an EVN segment) are accepted too, and each is answered in its own version's
 
 from __future__ import annotations
 
-import enum
 import logging
 import re
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 
 from xds.hl7.v2 import (
     STANDARD_ENCODING,
@@ -26,14 +24,20 @@ from xds.hl7.v2 import (
     Hl7ParseError,
     Message,
     Segment,
-    composite,
     decode_bytes,
-    encode_message,
     encode_repetition,
-    header_segment,
     parse_message,
-    split_segments,
-    text_field,
+)
+from xds.hl7.ack import (
+    AckCode,
+    Nak,
+    build_ack,
+    encode_ack,
+    header_facts,
+    new_control_id,
+    salvage_header,
+    shown,
+    utc_now,
 )
 from registry.patients import Patient, PatientIdentitySink, UnknownPatientError, cx_patient_id
 
@@ -46,8 +50,6 @@ MERGE_EVENT = "A40"
 SUPPORTED_VERSIONS = frozenset({"2.3.1", "2.4", "2.5", "2.5.1"})
 # ITI TF-2a §3.8.3: the transaction's base version, used when a message names none we can trust.
 DEFAULT_VERSION = "2.3.1"
-# HL7 v2.5 §2.15.8.3: MSA-3 (text message) is at most 80 characters.
-MSA_TEXT_LIMIT = 80
 
 _OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+\Z")
 _BAD_ID_CHARACTERS = re.compile(r"[\x00-\x20\x7f^&~|\\]")
@@ -61,26 +63,6 @@ _HL7_NULL = '""'
 def is_oid(value: str) -> bool:
     """True for a syntactically valid ISO OID of at most 64 characters (ITI TF-3 §4.2.3.1.7)."""
     return len(value) <= 64 and bool(_OID.match(value))
-
-
-class AckCode(str, enum.Enum):
-    """MSA-1 acknowledgment codes, original mode (HL7 table 0008)."""
-
-    ACCEPT = "AA"
-    ERROR = "AE"
-    REJECT = "AR"
-
-
-@dataclass(frozen=True, slots=True)
-class FeedError:
-    """Why a message is not acted on: the MSA-1 code, the table 0357 condition, a reason, a place."""
-
-    ack_code: AckCode
-    condition: ErrorCondition
-    reason: str
-    segment: str | None = None
-    field: int | None = None
-    component: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +93,7 @@ class FeedRequest:
     control_id: str
     version: str
     action: FeedAction | None = None
-    error: FeedError | None = None
+    error: Nak | None = None
     codec: str | None = "utf-8"  # None: MSH-18 named a character set we cannot use
 
 
@@ -131,7 +113,7 @@ class FeedResult:
 class _Rejected(Exception):
     """Internal control flow: stop interpreting with this error."""
 
-    def __init__(self, error: FeedError) -> None:
+    def __init__(self, error: Nak) -> None:
         super().__init__(error.reason)
         self.error = error
 
@@ -144,24 +126,10 @@ def _fail(
     field: int | None = None,
     component: int | None = None,
 ) -> _Rejected:
-    return _Rejected(FeedError(ack_code, condition, reason, segment, field, component))
-
-
-def _version_key(version: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in version.split("."))
-    except ValueError:
-        return tuple(int(part) for part in DEFAULT_VERSION.split("."))
+    return _Rejected(Nak(ack_code, condition, reason, segment, field, component))
 
 
 # -- reading the message ------------------------------------------------------------------------
-
-
-def _shown(value: str, limit: int = 24) -> str:
-    """A sender's header value as echoed in a reason: ``(empty)`` or at most ``limit`` characters."""
-    if not value:
-        return "(empty)"
-    return value if len(value) <= limit else value[:limit] + "..."
 
 
 def _id_number(cx: str) -> str:
@@ -308,35 +276,19 @@ def _check_structure(message: Message, event: str) -> tuple[Segment, Segment | N
     return pid, message.segments[mrgs[0]]
 
 
-def _salvage_header(text: str) -> Segment | None:
-    """The MSH of a message that failed to parse, when its first line is a complete, valid MSH."""
-    lines = split_segments(text)
-    if not lines or not lines[0].startswith("MSH"):
-        return None
-    try:
-        return parse_message(lines[0]).header
-    except Hl7ParseError:
-        return None
-
-
-def _header_facts(header: Segment) -> tuple[str, str, str, str]:
-    """Message type, trigger event, control ID and version of an MSH."""
-    return header.value(9, 1), header.value(9, 2), header.value(10), header.value(12)
-
-
 def interpret(data: bytes, *, affinity_domain_oid: str | None = None) -> FeedRequest:
     """Read one ADT message and decide what it asks for (no I/O, no store access)."""
     try:
         text, codec = decode_bytes(data)
     except Hl7ParseError as exc:
-        header = _salvage_header(data.decode("latin-1"))
+        header = salvage_header(data.decode("latin-1"))
         return replace(_parse_failure(header, exc), codec=None)
     try:
         message = parse_message(text)
     except Hl7ParseError as exc:
-        return replace(_parse_failure(_salvage_header(text), exc), codec=codec)
+        return replace(_parse_failure(salvage_header(text), exc), codec=codec)
     header = message.header
-    message_type, event, control_id, version = _header_facts(header)
+    message_type, event, control_id, version = header_facts(header)
     request = FeedRequest(
         header, f"{message_type}^{event}" if event else message_type, event, control_id, version, codec=codec
     )
@@ -349,10 +301,10 @@ def interpret(data: bytes, *, affinity_domain_oid: str | None = None) -> FeedReq
 
 def _parse_failure(header: Segment | None, exc: Hl7ParseError) -> FeedRequest:
     # HL7 v2.5 §2.9.2: a message the receiver cannot process at all is rejected (AR).
-    error = FeedError(AckCode.REJECT, exc.condition, f"the message cannot be parsed: {exc.reason}", exc.segment)
+    error = Nak(AckCode.REJECT, exc.condition, f"the message cannot be parsed: {exc.reason}", exc.segment)
     if header is None:
         return FeedRequest(None, "", "", "", DEFAULT_VERSION, error=error)
-    message_type, event, control_id, version = _header_facts(header)
+    message_type, event, control_id, version = header_facts(header)
     return FeedRequest(
         header, f"{message_type}^{event}" if event else message_type, event, control_id, version, error=error
     )
@@ -377,7 +329,7 @@ def _decide(
         raise _fail(
             AckCode.REJECT,
             ErrorCondition.UNSUPPORTED_VERSION_ID,
-            f"HL7 version {_shown(version)} is not supported (2.3.1, 2.4, 2.5, 2.5.1 are)",
+            f"HL7 version {shown(version)} is not supported (2.3.1, 2.4, 2.5, 2.5.1 are)",
             "MSH",
             12,
         )
@@ -385,7 +337,7 @@ def _decide(
         raise _fail(
             AckCode.REJECT,
             ErrorCondition.UNSUPPORTED_MESSAGE_TYPE,
-            f"message type {_shown(message_type)} is not supported (ADT is)",
+            f"message type {shown(message_type)} is not supported (ADT is)",
             "MSH",
             9,
             1,
@@ -394,7 +346,7 @@ def _decide(
         raise _fail(
             AckCode.REJECT,
             ErrorCondition.UNSUPPORTED_EVENT_CODE,
-            f"trigger event {_shown(event)} is not supported (A01, A04, A05, A08, A40 are)",
+            f"trigger event {shown(event)} is not supported (A01, A04, A05, A08, A40 are)",
             "MSH",
             9,
             2,
@@ -418,95 +370,7 @@ def _decide(
 # -- the acknowledgement (ITI TF-2x §C.2.3; HL7 v2.5 §2.14.1 ACK) -----------------------------------
 
 
-def _error_segment(error: FeedError, version: str) -> Segment:
-    code = composite(str(int(error.condition)), error.condition.text, "HL70357")
-    location: list[str] = []
-    if error.segment:
-        location = [error.segment, "1"]
-        if error.field is not None:
-            location.append(str(error.field))
-            if error.component is not None:
-                location += ["1", str(error.component)]
-    if _version_key(version) >= (2, 5):
-        # HL7 v2.5 §2.15.5: ERR-2 location, ERR-3 error code, ERR-4 severity, ERR-8 user message.
-        return Segment(
-            "ERR",
-            ((), composite(*location), code, text_field("E"), (), (), (), text_field(error.reason)),
-        )
-    # HL7 v2.3.1 §2.16.5: ERR-1 = segment ID ^ sequence ^ field position ^ code (CE, as subcomponents).
-    eld = (location + ["", "", ""])[:3] if location else ["", "", ""]
-    return Segment(
-        "ERR",
-        (composite(*eld, (str(int(error.condition)), error.condition.text, "HL70357")),),
-    )
-
-
-def _charset_fields(received: Segment, *, echo: bool) -> tuple[Field, ...]:
-    """MSH-13..MSH-18 for the ACK: empty, but MSH-18 echoed when the ACK uses the same charset."""
-    charset = received.field(18)
-    if not charset or not echo:
-        return ()
-    empty: Field = ()
-    return (empty, empty, empty, empty, empty, charset)
-
-
-def build_ack(
-    header: Segment | None,
-    *,
-    ack_code: AckCode,
-    text: str,
-    error: FeedError | None,
-    control_id: str,
-    timestamp: datetime,
-    application: str,
-    facility: str,
-    echo_charset: bool = True,
-) -> Message:
-    """The ACK for a received message (or for bytes that had no usable MSH).
-
-    ``echo_charset`` copies MSH-18; pass False when the ACK is not encoded in that charset.
-    """
-    received = header if header is not None else Segment("MSH")
-    version = received.value(12) or DEFAULT_VERSION
-    event = received.value(9, 2)
-    if not event:
-        message_type = composite("ACK")
-    elif _version_key(version) >= (2, 4):
-        message_type = composite("ACK", event, "ACK")
-    else:
-        message_type = composite("ACK", event)
-    msh = header_segment(
-        STANDARD_ENCODING,
-        (
-            received.field(5) or text_field(application),  # MSH-3 <- received MSH-5
-            received.field(6) or text_field(facility),  # MSH-4 <- received MSH-6
-            received.field(3),  # MSH-5 <- received MSH-3
-            received.field(4),  # MSH-6 <- received MSH-4
-            text_field(timestamp.strftime("%Y%m%d%H%M%S%z")),  # MSH-7
-            (),  # MSH-8
-            message_type,  # MSH-9
-            text_field(control_id),  # MSH-10
-            received.field(11) or text_field("P"),  # MSH-11
-            received.field(12) or text_field(DEFAULT_VERSION),  # MSH-12
-            *_charset_fields(received, echo=echo_charset),  # MSH-13..MSH-18
-        ),
-    )
-    msa = Segment(
-        "MSA", (text_field(ack_code.value), text_field(received.value(10)), text_field(text[:MSA_TEXT_LIMIT]))
-    )
-    segments = (msh, msa) if error is None else (msh, msa, _error_segment(error, version))
-    return Message(segments, STANDARD_ENCODING)
-
-
 # -- the receiver -------------------------------------------------------------------------------
-
-
-def _new_control_id() -> str:
-    return uuid.uuid4().hex[:20].upper()
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class PatientIdentityFeed:
@@ -523,8 +387,8 @@ class PatientIdentityFeed:
         affinity_domain_oid: str | None = None,
         application: str = "XDS_REGISTRY",
         facility: str = "",
-        control_ids: Callable[[], str] = _new_control_id,
-        clock: Callable[[], datetime] = _utc_now,
+        control_ids: Callable[[], str] = new_control_id,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         if affinity_domain_oid is not None and not is_oid(affinity_domain_oid):
             raise ValueError(f"affinity_domain_oid {affinity_domain_oid!r} is not an OID")
@@ -551,7 +415,7 @@ class PatientIdentityFeed:
                 "",
                 "",
                 DEFAULT_VERSION,
-                error=FeedError(AckCode.ERROR, ErrorCondition.APPLICATION_INTERNAL_ERROR, "internal error"),
+                error=Nak(AckCode.ERROR, ErrorCondition.APPLICATION_INTERNAL_ERROR, "internal error"),
             )
         if request.error is not None:
             return self._answer(request, request.error, outcome="rejected")
@@ -565,8 +429,8 @@ class PatientIdentityFeed:
         except Hl7ParseError:
             codec = None
         text = prefix.decode(codec or "latin-1", errors="replace")
-        header = _salvage_header(text) if ("\r" in text or "\n" in text) else None
-        error = FeedError(
+        header = salvage_header(text) if ("\r" in text or "\n" in text) else None
+        error = Nak(
             AckCode.REJECT,
             ErrorCondition.APPLICATION_INTERNAL_ERROR,
             f"the message exceeds the maximum size of {limit} bytes",
@@ -574,7 +438,7 @@ class PatientIdentityFeed:
         if header is None:
             request = FeedRequest(None, "", "", "", DEFAULT_VERSION, error=error, codec=codec)
         else:
-            message_type, event, control_id, version = _header_facts(header)
+            message_type, event, control_id, version = header_facts(header)
             request = FeedRequest(
                 header, f"{message_type}^{event}", event, control_id, version, error=error, codec=codec
             )
@@ -592,7 +456,7 @@ class PatientIdentityFeed:
                 outcome = "merged"
                 text = f"patient {_id_number(action.merged_id)} merged into {_id_number(action.surviving_id)}"
         except UnknownPatientError as exc:
-            error = FeedError(
+            error = Nak(
                 AckCode.ERROR,
                 ErrorCondition.UNKNOWN_KEY_IDENTIFIER,
                 f"patient {_id_number(exc.patient_id)} is not known",
@@ -603,14 +467,14 @@ class PatientIdentityFeed:
         except Exception as exc:  # the store failed; say so without its message (it may hold PHI)
             logger.error("ITI-8 store call failed: %s", type(exc).__name__)
             logger.debug("ITI-8 store failure", exc_info=True)
-            error = FeedError(
+            error = Nak(
                 AckCode.ERROR, ErrorCondition.APPLICATION_INTERNAL_ERROR, "the registry could not record the feed"
             )
             return self._answer(request, error, outcome="rejected")
         return self._answer(request, None, outcome=outcome, text=text)
 
     def _answer(
-        self, request: FeedRequest, error: FeedError | None, *, outcome: str, text: str = ""
+        self, request: FeedRequest, error: Nak | None, *, outcome: str, text: str = ""
     ) -> FeedResult:
         ack_code = AckCode.ACCEPT if error is None else error.ack_code
         reason = text if error is None else error.reason
@@ -623,10 +487,11 @@ class PatientIdentityFeed:
             timestamp=self._clock(),
             application=self._application,
             facility=self._facility,
+            default_version=DEFAULT_VERSION,
             echo_charset=request.codec is not None,
         )
         condition = ErrorCondition.MESSAGE_ACCEPTED if error is None else error.condition
-        message_type = _shown(request.message_type, 32) if request.message_type else "(unparsed)"
+        message_type = shown(request.message_type, 32) if request.message_type else "(unparsed)"
         control_id = request.control_id[:64]
         if error is None:
             logger.info("ITI-8 %s control_id=%r: %s %s", message_type, control_id, ack_code.value, outcome)
@@ -635,7 +500,7 @@ class PatientIdentityFeed:
                 "ITI-8 %s control_id=%r: %s %d %s", message_type, control_id, ack_code.value, int(condition), reason
             )
         return FeedResult(
-            ack=encode_message(ack).encode(request.codec or "utf-8", errors="replace"),
+            ack=encode_ack(ack, codec=request.codec),
             ack_code=ack_code,
             message_type=request.message_type,
             control_id=request.control_id,
