@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 from sqlalchemy import ColumnElement, Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from registry.store import reader as sql
 from registry.store import schema as t
@@ -65,8 +65,17 @@ class RegistryStoredQuery:
 
     def respond_to(self, query: StoredQuery) -> etree._Element:
         try:
-            with self.engine.connect() as conn:
-                result = self.run(conn, query)
+            try:
+                with self.engine.connect() as conn:
+                    result = self.run(conn, query)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                # A pooled connection was dead (the database restarted); the pool has been
+                # renewed, and a read-only query is safe to run again.
+                log.warning("ITI-18: database connection lost; retrying once: %s", exc.orig)
+                with self.engine.connect() as conn:
+                    result = self.run(conn, query)
         except TooManyResults:
             return build_adhoc_query_response(
                 objects=None,

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from lxml import etree
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from registry.store import objects as store
 from registry.store.patients import PatientStore
@@ -89,18 +89,37 @@ class DocumentRegistry:
         )
         if any(f.is_error for f in findings):
             return findings
+        stored = self._store(decoded.submission, findings, retry=True)
+        if stored is None:
+            # The pooled connection was dead before anything was sent for commit (the database
+            # restarted): the pool has been renewed and nothing was stored, so the submission is
+            # decoded afresh (the failed attempt may have assigned ids) and run once more.
+            stored = self._store(decode_submit_objects_request(request).submission, findings, retry=False)
+        assert stored is not None
+        return stored
+
+    def _store(self, submission: Submission, findings: list[RegistryError], *, retry: bool) -> list[RegistryError] | None:
+        """Check the registry state and commit atomically; None asks the caller to retry once."""
+        committing = False
         try:
             with self.engine.begin() as conn:
-                plan = _Plan(submission=decoded.submission)
+                plan = _Plan(submission=submission)
                 errors = self._check_state(conn, plan)
                 if errors:
                     conn.rollback()
                     return errors
                 self._commit(conn, plan)
+                committing = True  # leaving the block sends COMMIT: its failure is not retried
         except IntegrityError as exc:
             # A concurrent submission took a uniqueId or entryUUID between check and insert.
             log.info("ITI-42 rejected on a uniqueness conflict: %s", exc.orig)
             return [RegistryError(ErrorCode.REGISTRY_ERROR, "submission conflicts with a concurrent one; nothing was stored")]
+        except DBAPIError as exc:
+            if retry and exc.connection_invalidated and not committing:
+                log.warning("ITI-42: database connection lost before commit; retrying once: %s", exc.orig)
+                return None
+            log.exception("ITI-42 database failure")
+            return [RegistryError(ErrorCode.REGISTRY_ERROR, "registry database error; nothing was stored")]
         except SQLAlchemyError:
             log.exception("ITI-42 database failure")
             return [RegistryError(ErrorCode.REGISTRY_ERROR, "registry database error; nothing was stored")]
@@ -112,8 +131,16 @@ class DocumentRegistry:
         sub = plan.submission
         errors: list[RegistryError] = []
         ss = sub.submission_sets[0]
+        # One statement answers the patient, package uniqueId and DocumentEntry uniqueId checks.
+        package_ids = [p.unique_id for p in (*sub.submission_sets, *sub.folders) if p.unique_id]
+        looked_up = store.submission_lookups(
+            conn,
+            patient_id=ss.patient_id or "",
+            package_unique_ids=package_ids,
+            document_unique_ids=[d.unique_id for d in sub.document_entries if d.unique_id],
+        )
         # ITI TF-2b §3.42.4.1.3.3: the patient must be known from the Patient Identity Feed.
-        if not self.patients.is_known_with(conn, ss.patient_id or ""):
+        if not looked_up.patient_known:
             errors.append(
                 RegistryError(
                     ErrorCode.UNKNOWN_PATIENT_ID,
@@ -123,12 +150,11 @@ class DocumentRegistry:
             )
 
         # uniqueId rules (ITI TF-2b §3.42.4.1.3.5).
-        package_ids = [p.unique_id for p in (*sub.submission_sets, *sub.folders) if p.unique_id]
-        for uid in sorted(store.existing_package_unique_ids(conn, package_ids)):
+        for uid in sorted(looked_up.package_unique_ids):
             errors.append(
                 RegistryError(ErrorCode.DUPLICATE_UNIQUE_ID_IN_REGISTRY, f"uniqueId {uid} is already registered", uid)
             )
-        existing = store.documents_by_unique_id(conn, [d.unique_id for d in sub.document_entries if d.unique_id])
+        existing = looked_up.documents
         for de in sub.document_entries:
             for old_hash, old_size in existing.get(de.unique_id or "", []):
                 if (de.hash or "").lower() != (old_hash or "").lower():
