@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, create_engine, func, select, text
 
-from registry.store import db, objects
+from registry.store import objects
+from xds import db
 from registry.store import schema as t
 from tests.support import factory as f
 from tests.support.registry import RegistryUnderTest

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from xds import db
+
 #: repositoryUniqueId of an Imaging Document Source nobody configured: an OID under the UUID arc
 #: (2.25), fixed so a default installation keeps its identity. It is the Retrieve Location UID
 #: (0040,E011) of every KOS this source writes (RAD TF-3 §4.68.4.1.2.1), so configure your own.
@@ -18,8 +20,7 @@ DEFAULT_AE_TITLE: Final = "XDSEDGE"
 
 def sqlite_url(data_dir: Path, name: str = "imaging.sqlite") -> str:
     """The embedded default index database under a data directory."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(data_dir / name).resolve()}"
+    return db.sqlite_url(data_dir, name)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,4 +1,5 @@
-"""Engine set-up for the registry: SQLite (WAL) as the embedded default, PostgreSQL by URL.
+"""Engine set-up for the registry: SQLite (WAL, ``synchronous=NORMAL``, 64 MiB page cache) as the
+embedded default, PostgreSQL by URL (see :mod:`xds.db`).
 
 The schema is created and upgraded by Alembic (``registry/migrations``), never by ``create_all``,
 so a database made by one release upgrades cleanly in the next.
@@ -6,93 +7,26 @@ so a database made by one release upgrades cleanly in the next.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any
+from typing import Final
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, exc
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+from xds import db
+
+MIGRATIONS: Final = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def sqlite_url(data_dir: Path, name: str = "registry.sqlite") -> str:
     """The embedded default database under a data directory."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(data_dir / name).resolve()}"
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets readers run beside the single writer; NORMAL keeps commits durable at a
-    # checkpoint boundary and costs ~0.4 ms per commit here (performance-anchors §1.4).
-    cur = dbapi_connection.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA cache_size=-65536")
-    cur.close()
-
-
-# A pooled connection idle for longer than this is pinged before use; one used more recently is
-# taken as alive. Under load every transaction would otherwise pay a "SELECT 1" round trip
-# (``pool_pre_ping``: ~0.13 ms CPU plus a backend wake-up per checkout, docs/benchmarks.md), while
-# the failure it guards against (the server restarted, the connection dropped) follows idleness.
-PING_AFTER_IDLE_S = 1.0
-_CHECKED_IN = "xds_checked_in"
-
-
-def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
-    record.info[_CHECKED_IN] = time.monotonic()
-
-
-def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-    """Pessimistic disconnect handling, as ``pool_pre_ping`` but only after idleness.
-
-    Raising ``DisconnectionError`` makes the pool discard this connection and check out another
-    (SQLAlchemy's documented pattern), so a dead connection never reaches a transaction.
-    """
-    if dbapi_connection.closed:
-        raise exc.DisconnectionError("connection closed")
-    last = record.info.get(_CHECKED_IN)
-    if last is not None and time.monotonic() - last < PING_AFTER_IDLE_S:
-        return
-    autocommit = dbapi_connection.autocommit
-    try:
-        if not autocommit:
-            dbapi_connection.autocommit = True
-        dbapi_connection.execute("SELECT 1")
-    except Exception as error:  # any failure of the ping means the connection is unusable
-        raise exc.DisconnectionError(f"ping failed: {error}") from error
-    finally:
-        if not autocommit and not dbapi_connection.closed:
-            dbapi_connection.autocommit = False
+    return db.sqlite_url(data_dir, name)
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """Create an engine for ``url``; SQLite gets WAL and a busy timeout, PostgreSQL psycopg 3."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    if parsed.drivername == "postgresql":
-        url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    engine = create_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_recycle=3600)
-    event.listen(engine.pool, "checkin", _note_checkin)
-    event.listen(engine.pool, "checkout", _ping_if_idle)
-    return engine
-
-
-def alembic_config(engine: Engine) -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.attributes["engine"] = engine
-    return cfg
+    """An engine for the registry database at ``url``."""
+    return db.make_engine(url, synchronous="NORMAL", sqlite_cache_kib=65536, echo=echo)
 
 
 def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest revision (idempotent)."""
-    command.upgrade(alembic_config(engine), "head")
+    db.upgrade(engine, MIGRATIONS)
