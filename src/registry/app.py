@@ -18,6 +18,7 @@ import anyio.to_thread
 from lxml import etree
 from sqlalchemy import Engine
 from starlette.applications import Starlette
+from starlette.routing import BaseRoute
 
 from registry.config import RegistrySettings
 from registry.iti8 import PatientIdentityFeed
@@ -127,13 +128,41 @@ def build_registry_app(settings: RegistrySettings, *, engine: Engine | None = No
                 await mllp.stop()
             engine.dispose()
 
-    routes = soap_routes(
-        services=[registry_service(registry, queries, schemas=settings.schemas)],
-        spool_dir=settings.data_dir / "spool" / "registry",
-        max_body_bytes=settings.max_body_bytes,
-        max_envelope_bytes=settings.max_body_bytes,
+    routes: list[BaseRoute] = list(
+        soap_routes(
+            services=[registry_service(registry, queries, schemas=settings.schemas)],
+            spool_dir=settings.data_dir / "spool" / "registry",
+            max_body_bytes=settings.max_body_bytes,
+            max_envelope_bytes=settings.max_body_bytes,
+        )
     )
+    if settings.access_policy == "consent" or settings.grant_api_key:
+        routes.extend(build_consent_routes(settings, engine))
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def build_consent_routes(settings: RegistrySettings, engine: Engine) -> list[BaseRoute]:
+    """The grant API and token endpoint (DESIGN §4), signing with the configured or generated key."""
+    from datetime import timedelta
+
+    from registry.consent_http import consent_routes
+    from registry.grants import GrantStore
+    from xds.security.keys import load_or_create_signing_material
+
+    keys = settings.data_dir / "keys"
+    signing = load_or_create_signing_material(
+        key_path=settings.signing_key or keys / "token-signing.key.pem",
+        cert_path=settings.signing_cert or keys / "token-signing.cert.pem",
+        common_name=settings.token_issuer,
+    )
+    return consent_routes(
+        GrantStore(engine),
+        signing=signing,
+        api_key=settings.grant_api_key,
+        token_lifetime=timedelta(seconds=settings.token_lifetime_s),
+        audience=settings.token_audience,
+        issuer=settings.token_issuer,
+    )
 
 
 def app_from_environment() -> Starlette:

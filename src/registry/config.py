@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from registry.store.db import sqlite_url
+from xds.settings import SettingsError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,6 +32,24 @@ class RegistrySettings:
     store_extra_metadata: bool = True
     workers: int = 1
     log_level: str = "info"
+    # DESIGN §4: "open" (plain XDS.b in an affinity domain) or "consent" (the token gate).
+    access_policy: str = "open"
+    # Bearer key of the grant API the Edge Server calls; empty = the grant API is off.
+    grant_api_key: str | None = None
+    # Lifetime of the SAML assertions the token endpoint issues.
+    token_lifetime_s: int = 300
+    # PEM key and certificate that sign assertions; empty = generated once under data_dir/keys.
+    signing_key: Path | None = None
+    signing_cert: Path | None = None
+    # Audience (SAML Core §2.5.1.4) and Issuer of the assertions: the affinity domain's services.
+    token_audience: str = "urn:imageshare:xds:affinity-domain"
+    token_issuer: str = "urn:imageshare:xds:registry"
+
+    def __post_init__(self) -> None:
+        if self.access_policy not in ("open", "consent"):
+            raise SettingsError(f"access_policy must be 'open' or 'consent', not {self.access_policy!r}")
+        if self.token_lifetime_s <= 0:
+            raise SettingsError("token_lifetime_s must be a positive number of seconds")
 
     def database_url(self) -> str:
         return self.db or sqlite_url(self.data_dir)

@@ -279,3 +279,39 @@ SOAP_HTTP_TRANSPORT: Final = "http://schemas.xmlsoap.org/soap/http"
 # -- ITI-51 Multi-Patient Stored Query (ITI TF-2b §3.51.5) -------------------------------------
 ITI51_ACTION: Final = "urn:ihe:iti:2009:MultiPatientStoredQuery"
 ITI51_RESPONSE_ACTION: Final = "urn:ihe:iti:2009:MultiPatientStoredQueryResponse"
+
+# -- Security: SAML 2.0 assertions in a WS-Security header (DESIGN §4; IHE XUA, ITI TF-2b §3.40) --
+NS_SAML2: Final = "urn:oasis:names:tc:SAML:2.0:assertion"
+NS_DS: Final = "http://www.w3.org/2000/09/xmldsig#"
+NS_XSI: Final = "http://www.w3.org/2001/XMLSchema-instance"
+# OASIS WSS 1.0 utility schema (wsu:Id, wsu:Timestamp) and the WSS 1.1 extensions.
+NS_WSU: Final = (
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+)
+NS_WSSE11: Final = "http://docs.oasis-open.org/wss/oasis-wss-wssecurity-secext-1.1.xsd"
+# WSS UsernameToken Profile 1.0 §3.1: the Password/@Type values.
+WSSE_PASSWORD_TEXT: Final = (
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordText"
+)
+WSSE_PASSWORD_DIGEST: Final = (
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordDigest"
+)
+# SAML 2.0 Core §8.3.1, §8.2.2, §3.4.1.4.
+SAML2_VERSION: Final = "2.0"
+SAML2_NAMEID_UNSPECIFIED: Final = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
+SAML2_NAMEID_ENTITY: Final = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
+SAML2_CM_BEARER: Final = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+SAML2_ATTRNAME_URI: Final = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
+
+
+class GrantAttribute:
+    """Attribute names of the consent-token assertion (DESIGN §4).
+
+    The patient ID uses the XACML resource-id that IHE XUA uses for the patient (ITI TF-2b
+    §3.40.4.1.2); the scope attributes are this project's own URNs.
+    """
+
+    PATIENT_ID: Final = "urn:oasis:names:tc:xacml:2.0:resource:resource-id"
+    MANIFEST_UNIQUE_ID: Final = "urn:imageshare:xds:grant:manifest-unique-id"
+    REPORT_UNIQUE_ID: Final = "urn:imageshare:xds:grant:report-unique-id"
+    STUDY_INSTANCE_UID: Final = "urn:imageshare:xds:grant:study-instance-uid"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from registry.store import grants_schema  # noqa: F401  (declares the consent tables)
 from registry.store.schema import metadata
 
 engine = context.config.attributes["engine"]
