@@ -8,7 +8,8 @@ Method (performance-anchors §1.5, §3):
 
 * Ingest: dcmtk ``storescu`` (one association, TCP_NODELAY=1) sends the same 500 files to
   ``storescp`` (TCP_NODELAY=1, default write mode) and to the Edge Server's Storage SCP (its own
-  process, fresh store each run, with and without fsync), interleaved A B A B.
+  process, fresh store each run, with and without fsync), interleaved A B A B. A reference row:
+  plain pynetdicom (TCP_NODELAY, a C-STORE handler that does nothing), its protocol cost alone.
 * Retrieval: the same 500-instance study from Orthanc (TCP_NODELAY=1, per-instance
   ``/instances/{id}/file`` over one keep-alive connection with ``curl -K``) and from the Edge
   Server (one RAD-69 request for all 500 instances, MTOM response, posted with curl to
@@ -141,24 +142,43 @@ def make_inputs(directory: Path, count: int) -> list[Path]:
 
 
 # -- child-process servers --------------------------------------------------------------------------
-def serve_scp(data_dir: Path, port: int, *, fsync: bool, null: bool = False) -> None:
+def serve_pynetdicom_null(port: int) -> None:
+    """Plain pynetdicom's own cost (the reference row): a Storage SCP whose handler stores
+    nothing, TCP_NODELAY on its accepted sockets, every Storage SOP Class in every syntax."""
+    from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+    from pynetdicom.transport import ThreadedAssociationServer
+
+    class NoDelayServer(ThreadedAssociationServer):
+        def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+            client, address = super().get_request()
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return client, address
+
+    ae = AE(ae_title=AET)
+    ae.maximum_pdu_size = 0
+    for context in AllStoragePresentationContexts:
+        ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+    server = ae.make_server(("127.0.0.1", port), evt_handlers=[(evt.EVT_C_STORE, lambda event: 0)],
+                            server_class=NoDelayServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    server.shutdown()
+
+
+def serve_scp(data_dir: Path, port: int, *, fsync: bool) -> None:
     from imaging_source.db import make_engine, upgrade
     from imaging_source.dicomstore import DicomStore
     from imaging_source.intake import Intake
     from imaging_source.scp import StorageSCP
-
-    class NullSCP(StorageSCP):
-        """pynetdicom's own cost: the same SCP whose handler stores nothing."""
-
-        def _on_store(self, event: Any) -> int:
-            return 0
 
     engine = make_engine(f"sqlite:///{data_dir / 'imaging.sqlite'}")
     upgrade(engine)
     store = DicomStore(data_dir / "dicom", engine, fsync=fsync)
     intake = Intake(store)
     intake.start()
-    scp = (NullSCP if null else StorageSCP)(store, ae_title=AET, host="127.0.0.1", port=port, intake=intake)
+    scp = StorageSCP(store, ae_title=AET, host="127.0.0.1", port=port, intake=intake)
     scp.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -315,8 +335,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.child:
         mode, *rest = args.child
-        if mode in ("scp", "null"):
-            serve_scp(Path(rest[0]), int(rest[1]), fsync=rest[2] == "1", null=mode == "null")
+        if mode == "scp":
+            serve_scp(Path(rest[0]), int(rest[1]), fsync=rest[2] == "1")
+        elif mode == "null":
+            serve_pynetdicom_null(int(rest[1]))
         else:
             serve_http(Path(rest[0]), int(rest[1]))
         return 0

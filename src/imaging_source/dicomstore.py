@@ -23,6 +23,9 @@ Public API::
         .store_file(path) -> StoredInstance         # moves a Part 10 file in
         .stage_bytes(data) -> Staged                # written to incoming/, not indexed
         .stage_dataset(dataset, *, transfer_syntax, source_ae="") -> Staged
+        .open_staging(*, sop_class_uid, sop_instance_uid, transfer_syntax, source_ae="", prepared=None) -> StagingFile
+        .prepare_staging_file() -> (Path, fd)       # an empty temporary file, made ahead
+            StagingFile.write(data) / .finish() -> Staged / .discard()   # streamed C-STORE data set
         .commit_staged(batch) -> list[StoredInstance]
         .recover_incoming() -> int
         .instance(sop_uid) -> StoredInstance | None
@@ -50,13 +53,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from pydicom.filereader import read_dataset
+from pydicom.tag import BaseTag
+from pydicom.uid import UID
 from sqlalchemy import Connection, Engine, bindparam, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from imaging_source import schema as t
-from imaging_source.header import InvalidInstance, read_header, read_stream_header, safe_uid
+from imaging_source.header import InvalidInstance, header_from_dataset, read_header, read_stream_header, safe_uid
 from imaging_source.part10 import file_meta
+from imaging_source.arrivals import ArrivalBoard
 from imaging_source.model import (
     InstanceHeader,
     InstanceRef,
@@ -68,16 +75,20 @@ from imaging_source.model import (
     StudyRecord,
 )
 
-__all__ = ["ArrivalBoard", "DicomStore", "InvalidInstance", "Staged"]
+__all__ = ["ArrivalBoard", "DatasetMismatch", "DicomStore", "InvalidInstance", "Staged", "StagingFile"]
 
 _STUDIES: Final = "studies"
 _TMP: Final = "tmp"
 _INCOMING: Final = "incoming"
 _REJECTED: Final = "rejected"
+#: Instances being received (StagingFile), and empty files made ahead for them.
+_STAGING: Final = "staging"
 #: SQLite allows 32766 bound parameters; stay well below.
 _IN_CHUNK: Final = 900
 #: How many series rows the store remembers (see DicomStore._index).
 _SERIES_MEMORY: Final = 4096
+#: Bytes a StagingFile gathers before each write (bounds its memory per association).
+_STAGING_BUFFER: Final = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,55 +100,141 @@ class Staged:
     size: int
 
 
-class ArrivalBoard:
-    """Per-study arrival counts and times, shared by the C-STORE SCP and retrievals waiting on it.
+class DatasetMismatch(InvalidInstance):
+    """The data set's SOP Class is not the one its C-STORE request announced (PS3.4 §B.2.3:
+    Error 0xA900, Data Set does not match SOP Class)."""
 
-    Thread-safe (the SCP stores in its association threads). ``clock`` is injectable for tests.
+
+_PIXEL_TAGS: Final = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
+
+
+def _prefix_header(data: bytes | bytearray, transfer_syntax: str, *, complete: bool) -> InstanceHeader | None:
+    """The header of a data set from its first bytes, when they hold it whole: the pixel data
+    element was reached, or ``data`` is the complete data set. None: read it from the file."""
+    uid = UID(transfer_syntax)
+    if not uid.is_transfer_syntax or uid.is_deflated:
+        return None  # PS3.5 §A.5: deflated data sets are read from the file (header.py inflates)
+    reached: list[bool] = []
+
+    def at_pixels(tag: BaseTag, _vr: str | None, _length: int) -> bool:
+        # PS3.3 §C.7.6.3: Pixel Data (or float pixel data) ends the header.
+        if int(tag) in _PIXEL_TAGS:
+            reached.append(True)
+        return bool(reached)
+
+    try:
+        ds = read_dataset(io.BytesIO(data), uid.is_implicit_VR, uid.is_little_endian, stop_when=at_pixels)
+    except (EOFError, ValueError, KeyError, TypeError, NotImplementedError, OSError) as exc:
+        if complete:
+            raise InvalidInstance(f"unreadable dataset: {exc}") from exc
+        return None
+    if not reached and not complete:
+        return None
+    try:
+        return header_from_dataset(ds, transfer_syntax=transfer_syntax)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise exc if isinstance(exc, InvalidInstance) else InvalidInstance(f"unreadable header: {exc}") from exc
+
+
+class StagingFile:
+    """One instance arriving in pieces (a streamed C-STORE data set): our File Meta, then the
+    data set bytes as they come, in ``staging/`` (never all in memory); the header is read from
+    the first bytes while in memory when they hold it. :meth:`close` writes the rest and fsyncs
+    when the store does (blocking: a worker thread may run it); :meth:`finish` checks the header
+    and moves the file into ``incoming/``. A crash before that leaves a file in ``staging/``
+    for :meth:`DicomStore.sweep_tmp`.
     """
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._cond = threading.Condition()
-        self._counts: dict[str, int] = {}
-        self._last: dict[str, float] = {}
+    def __init__(self, store: DicomStore, *, sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str,
+                 source_ae: str = "", prepared: tuple[Path, int] | None = None) -> None:
+        # The names become file names and File Meta values: UIDs only (PS3.5 §9.1).
+        for uid in (sop_class_uid, sop_instance_uid, transfer_syntax):
+            if not safe_uid(uid):
+                raise InvalidInstance(f"{uid!r} is not a UID")
+        self._store = store
+        self.sop_class_uid = sop_class_uid
+        self.sop_instance_uid = sop_instance_uid
+        self.transfer_syntax = transfer_syntax
+        self.path, fd = prepared if prepared is not None else store.prepare_staging_file()
+        self._fd: int | None = fd
+        # PS3.10 §7.1: the File Meta Information goes in front of the data set.
+        self._buffer = bytearray(file_meta(sop_class_uid=sop_class_uid, sop_instance_uid=sop_instance_uid,
+                                           transfer_syntax=transfer_syntax, source_ae=source_ae))
+        self._meta_length = len(self._buffer)
+        self._flushed = False
+        self._header: InstanceHeader | None = None
+        self._refusal: InvalidInstance | None = None
+        self.size = 0
 
-    def record(self, study_uid: str) -> None:
-        """Note one arrival for ``study_uid`` and wake the waiters."""
-        with self._cond:
-            self._counts[study_uid] = self._counts.get(study_uid, 0) + 1
-            self._last[study_uid] = self._clock()
-            self._cond.notify_all()
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Append data set bytes (buffered up to 256 KiB)."""
+        self._buffer += data
+        if len(self._buffer) >= _STAGING_BUFFER:
+            self._flush()
 
-    def count(self, study_uid: str) -> int:
-        with self._cond:
-            return self._counts.get(study_uid, 0)
+    def _read_prefix(self, *, complete: bool) -> None:
+        """Read the header from the first buffer, before it is written out."""
+        try:
+            self._header = _prefix_header(memoryview(self._buffer)[self._meta_length :].tobytes(),
+                                          self.transfer_syntax, complete=complete)
+        except InvalidInstance as exc:
+            self._refusal = exc
 
-    def wait(
-        self,
-        study_uid: str,
-        *,
-        until: Callable[[], bool],
-        inactivity_timeout: float,
-        since: float | None = None,
-    ) -> bool:
-        """Block until ``until()`` holds (True) or no instance of the study arrived for
-        ``inactivity_timeout`` seconds (False). Each arrival restarts the timeout
-        (rsna-image-share §2.4: the C-MOVE wait resets whenever an image arrives)."""
-        start = self._clock() if since is None else since
-        with self._cond:
-            while True:
-                if until():
-                    return True
-                last = max(start, self._last.get(study_uid, start))
-                remaining = last + inactivity_timeout - self._clock()
-                if remaining <= 0:
-                    return until()
-                self._cond.wait(timeout=min(remaining, 1.0))
+    def _flush(self) -> None:
+        if self._fd is None:
+            raise OSError("the staging file is closed")
+        if not self._flushed:
+            self._read_prefix(complete=False)
+        self._flushed = True
+        written, total = 0, len(self._buffer)
+        with memoryview(self._buffer) as whole:
+            while written < total:
+                with whole[written:] as rest:
+                    written += os.write(self._fd, rest)
+        self.size += len(self._buffer)
+        self._buffer.clear()
 
-    def forget(self, study_uid: str) -> None:
-        with self._cond:
-            self._counts.pop(study_uid, None)
-            self._last.pop(study_uid, None)
+    def close(self) -> None:
+        """Write what is buffered, fsync when the store does, close the file (idempotent)."""
+        if self._fd is None:
+            return
+        if not self._flushed:
+            self._read_prefix(complete=True)
+        self._flushed = True
+        self._flush()
+        if self._store.fsync:
+            os.fsync(self._fd)
+        os.close(self._fd)
+        self._fd = None
+
+    def finish(self) -> Staged:
+        """Complete the file and move it to ``incoming/`` (not yet indexed). Raises
+        :class:`InvalidInstance` / :class:`DatasetMismatch` (the file is removed) or OSError."""
+        try:
+            self.close()
+            if self._refusal is not None:
+                raise self._refusal
+            header = self._header if self._header is not None else read_header(self.path)
+            if header.sop_uid != self.sop_instance_uid:
+                raise InvalidInstance(f"the data set is SOP Instance {header.sop_uid}, "
+                                      f"the request announced {self.sop_instance_uid}")
+            if header.sop_class_uid != self.sop_class_uid:
+                raise DatasetMismatch(f"the data set is of SOP Class {header.sop_class_uid}, "
+                                      f"the request announced {self.sop_class_uid}")
+            target = self._store.incoming_dir / f"{uuid.uuid4().hex}.dcm"
+            os.replace(self.path, target)
+        except BaseException:
+            self.discard()
+            raise
+        return Staged(target, header, self.size)
+
+    def discard(self) -> None:
+        """Drop the partial file (an aborted association, a refused instance)."""
+        self._buffer.clear()
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+        self.path.unlink(missing_ok=True)
 
 
 def _dialect_insert(engine: Engine) -> Callable[..., Any]:
@@ -175,6 +272,8 @@ class DicomStore:
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.incoming_dir = self.root / _INCOMING
         self.incoming_dir.mkdir(parents=True, exist_ok=True)
+        self.staging_dir = self.root / _STAGING
+        self.staging_dir.mkdir(parents=True, exist_ok=True)
 
     # -- paths -----------------------------------------------------------------------------------
     def relative_path(self, header: InstanceHeader) -> str:
@@ -263,6 +362,20 @@ class DicomStore:
         with dataset.getbuffer() as view:
             size = self._write_new(path, meta, view)
         return Staged(path, header, size)
+
+    def prepare_staging_file(self) -> tuple[Path, int]:
+        """A new empty temporary file, open for writing: (path, descriptor). Creating a file
+        costs ~1 ms on some filesystems, so the SCP prepares a few ahead of the instances."""
+        path = self.staging_dir / f"{uuid.uuid4().hex}.part"
+        return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+
+    def open_staging(self, *, sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str,
+                     source_ae: str = "", prepared: tuple[Path, int] | None = None) -> StagingFile:
+        """A :class:`StagingFile` for a data set that arrives in pieces (the streamed C-STORE
+        path), in ``prepared`` (from :meth:`prepare_staging_file`) or a new file; raises
+        :class:`InvalidInstance` for identifiers that are not UIDs (``prepared`` is then unused)."""
+        return StagingFile(self, sop_class_uid=sop_class_uid, sop_instance_uid=sop_instance_uid,
+                           transfer_syntax=transfer_syntax, source_ae=source_ae, prepared=prepared)
 
     def commit_staged(self, batch: Sequence[Staged]) -> list[StoredInstance]:
         """Index staged instances in one transaction, then move each to its place.
@@ -638,10 +751,10 @@ class DicomStore:
         return len(paths)
 
     def sweep_tmp(self, *, min_age: float = 3600.0) -> int:
-        """Delete temporary files older than ``min_age`` seconds (left by a crash)."""
+        """Delete temporary and staging files older than ``min_age`` seconds (left by a crash)."""
         removed = 0
         cutoff = time.time() - min_age
-        for entry in self.tmp_dir.iterdir():
+        for entry in (*self.tmp_dir.iterdir(), *self.staging_dir.iterdir()):
             try:
                 if entry.stat().st_mtime < cutoff:
                     entry.unlink()

@@ -1,8 +1,8 @@
 """The C-STORE intake pipeline: each instance is checked and written to ``incoming/`` in the
 association's thread, and indexed in batches by one background thread.
 
-Why: pynetdicom answers one C-STORE at a time per association, so everything the handler does
-is latency the sender waits for (performance-anchors §1.5: the protocol alone costs ~4-5 ms
+Why: the SCP answers one C-STORE at a time per association, so everything done before the
+response is latency the sender waits for (performance-anchors §1.5: pynetdicom's protocol alone cost ~4-5 ms
 per instance). The handler keeps what decides the C-STORE status (PS3.4 §B.2.3): parsing the
 header (Cannot understand) and writing the bytes, fsynced when configured (Out of Resources).
 The index transaction, the rename into ``studies/`` and the arrival notices follow, many
@@ -20,6 +20,7 @@ Public API::
         .start() / .stop() / context manager
         .submit(data) -> InstanceHeader     # Part 10 bytes; raises InvalidInstance, OSError
         .submit_dataset(dataset, *, transfer_syntax, source_ae='') -> InstanceHeader
+        .submit_staged(staged) -> InstanceHeader    # already in incoming/ (DicomStore.open_staging)
         .flush(timeout=None) -> bool        # everything submitted so far is indexed
 """
 
@@ -97,6 +98,13 @@ class Intake:
         if self._thread is None:
             raise RuntimeError("the intake is not running")
         return self._enqueue(self.store.stage_dataset(dataset, transfer_syntax=transfer_syntax, source_ae=source_ae))
+
+    def submit_staged(self, staged: Staged) -> InstanceHeader:
+        """Index an instance already checked and written to ``incoming/`` (a
+        :class:`~imaging_source.dicomstore.StagingFile` the SCP streamed into)."""
+        if self._thread is None:
+            raise RuntimeError("the intake is not running")
+        return self._enqueue(staged)
 
     def _enqueue(self, staged: Staged) -> InstanceHeader:
         with self._done:
