@@ -336,9 +336,9 @@ def test_cli_list_and_usage_errors() -> None:
         and "-> Success; 5 DocumentEntry" in listed.output
     )
     everything = runner.invoke(conformance, ["list"])
-    assert "consumer: no test plan yet" in everything.output
-    no_plan = runner.invoke(conformance, ["run", "--actor", "consumer", "--endpoint", "http://x/consumer"])
-    assert no_plan.exit_code == 2 and "no test plan for the consumer yet" in no_plan.output
+    assert all(f"{actor}: " in everything.output for actor in ("registry", "repository", "imaging-source", "consumer"))
+    no_command = runner.invoke(conformance, ["run", "--actor", "consumer"])
+    assert no_command.exit_code == 2 and "--consumer-command" in no_command.output
     no_patients = runner.invoke(conformance, ["run", "--actor", "registry", "--endpoint", "http://x/registry",
                                               *(["--schemas", str(SCHEMAS)] if SCHEMAS.is_dir() else [])])  # fmt: skip
     assert no_patients.exit_code == 2 and "--mllp" in no_patients.output

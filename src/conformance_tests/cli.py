@@ -10,6 +10,11 @@
     xds conformance run --actor imaging-source --endpoint http://host:8030/imaging-source \\
         --source-id 1.3.6.1.4.1.21367.13.80.110 --dicom host:11112 --dicom-ae XDSEDGE \\
         --wado http://host:8030/wado
+    xds conformance run --actor consumer \
+        --command query='my-consumer query --registry {registry} --patient {patient}' \
+        --command retrieve='my-consumer get {unique_ids} --from {repository} --repo-id {repository_id} --dir {out}' \
+        --command fetch='my-consumer images --registry {registry} --repository {repository} --patient {patient} \
+            --source {source_id}={source} --source {source2_id}={source2} --batch {batch} --dir {out}'
     xds conformance dicom-data DIR    # the imaging-source test data as files, and its UIDs
 
 Patients reach the peer through ITI-8 (``--mllp``), a pre-load command run per patient
@@ -19,6 +24,11 @@ The imaging-source plan loads its DICOM test studies into the source first: by C
 (``--dicom HOST:PORT --dicom-ae AE``), a command run per file (``--preload-command 'CMD {file}'``;
 ``{sop_uid}``, ``{series_uid}``, ``{study_uid}`` are filled in too) or not at all (``--preloaded``,
 after loading the files ``dicom-data`` writes; their UIDs are the same on every run).
+The consumer plan drives the consumer under test through command templates (one per kind of
+case: ``--command KIND=TEMPLATE``, or ``--consumer-command TEMPLATE`` for every kind); ``list
+--actor consumer --steps`` shows the kinds and the placeholders. A case whose kind has no template
+is skipped. The simulated registry, repository and imaging sources listen on
+``--registry-sim-host``/``--registry-sim-port``.
 The exit status is 0 when every case passed (or was skipped), 1 when one failed, 2 for usage errors.
 """
 
@@ -46,11 +56,14 @@ from conformance_tests.instances import (
 )
 from conformance_tests.patients import CommandPatients, FeedPatients, GivenPatients, PatientSource
 from conformance_tests.plans import ACTORS, PLANS, plan_for
+from conformance_tests.plans.consumer.common import COMMANDS_KEY, KINDS, OUT_KEY, PLACEHOLDERS, TIMEOUT_KEY
 from conformance_tests.plans.imaging_source.common import SOURCE_ID_KEY, WADO_KEY
 from conformance_tests.plans.imaging_source.wado import OPTION as WADO_OPTION
 from conformance_tests.report import write_html, write_junit
 from conformance_tests.runner import RunConfig, Runner
 from conformance_tests.schemas import SchemaError, SchemaSet, default_schema_dir
+from conformance_tests.simulators.consumer_peers import CONTEXT_KEY as PEERS_KEY
+from conformance_tests.simulators.consumer_peers import ConsumerPeers
 from conformance_tests.simulators.registry import CONTEXT_KEY as SIMULATOR_KEY
 from conformance_tests.simulators.registry import RegistrySimulator
 
@@ -83,6 +96,8 @@ def list_plans(actor: str | None, steps: bool) -> None:
             console.print(f"  option {option}: {text}")
         if name == "imaging-source":
             _show_test_data(console)
+        if name == "consumer":
+            _show_commands(console)
         for suite in plan.suites:
             console.print(f"  [bold]suite {suite.name}[/]: {suite.title}")
             for case in suite.cases:
@@ -104,6 +119,24 @@ def _show_test_data(console: Console) -> None:
         for series_uid in study.series_uids:
             keys = ", ".join(i.key for i in study.series(series_uid))
             console.print(f"      series {series_uid}: {keys}")
+
+
+def _show_commands(console: Console) -> None:
+    console.print("  each option above is a kind of command; --consumer-command TEMPLATE serves every kind")
+    console.print("  placeholders (filled per step; no shell is involved):")
+    for name, text in PLACEHOLDERS.items():
+        console.print(f"    {{{name}}}".ljust(22) + text, markup=False)
+
+
+def _templates(generic: str | None, given: tuple[str, ...]) -> dict[str, str]:
+    """Kind -> command template: ``--consumer-command`` for every kind, ``--command`` per kind."""
+    templates = {kind: generic for kind in KINDS} if generic else {}
+    for item in given:
+        kind, sep, template = item.partition("=")
+        if not sep or kind.strip() not in KINDS or not template.strip():
+            raise click.BadParameter(f"{item!r} is not KIND=TEMPLATE (kinds: {', '.join(KINDS)})", param_hint="--command")
+        templates[kind.strip()] = template.strip()
+    return templates
 
 
 @conformance.command("dicom-data")
@@ -179,7 +212,7 @@ def _patients(
 
 @conformance.command("run")
 @click.option("--actor", type=click.Choice(ACTORS), required=True, help="The actor under test")
-@click.option("--endpoint", required=True, help="SOAP endpoint URL of the peer")
+@click.option("--endpoint", help="SOAP endpoint URL of the peer (all actors but the consumer)")
 @click.option("--mllp", metavar="HOST:PORT", help="The peer's ITI-8 MLLP listener (patients are fed through it)")
 @click.option(
     "--preload-command",
@@ -222,10 +255,21 @@ def _patients(
 @click.option("--calling-ae", default=DEFAULT_CALLING_AE, help="Our AE title for C-STORE")
 @click.option("--preloaded", is_flag=True, help="The imaging-source test data was loaded beforehand (see dicom-data)")
 @click.option("--wado", "wado", metavar="URL", help="The imaging source's WADO-URI endpoint (enables the wado suite)")
+@click.option(
+    "--consumer-command", metavar="TEMPLATE", help="Consumer plan: the command template of every kind (see list --steps)"
+)
+@click.option(
+    "--command", "commands", multiple=True, metavar="KIND=TEMPLATE",
+    help="Consumer plan: the command template of one kind (query, retrieve, fetch, objectref; repeat)",
+)
+@click.option(
+    "--out-dir", type=click.Path(file_okay=False, path_type=Path),
+    help="Consumer plan: keep each step's {out} directory under here [default: a temporary directory]",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show every failed check as it happens")
 def run(
     actor: str,
-    endpoint: str,
+    endpoint: str | None,
     mllp: str | None,
     preload_command: str | None,
     patient_ids: tuple[str, ...],
@@ -247,6 +291,9 @@ def run(
     calling_ae: str,
     preloaded: bool,
     wado: str | None,
+    consumer_command: str | None,
+    commands: tuple[str, ...],
+    out_dir: Path | None,
     verbose: bool,
 ) -> None:
     """Run ACTOR's test plan against the peer at ENDPOINT."""
@@ -257,6 +304,13 @@ def run(
         raise click.UsageError(str(exc)) from None
     if wado and WADO_OPTION in plan.options and WADO_OPTION not in options:
         options = (*options, WADO_OPTION)
+    templates = _templates(consumer_command, commands) if actor == "consumer" else {}
+    if actor == "consumer":
+        if not templates:
+            raise click.UsageError("the consumer plan needs --consumer-command TEMPLATE or --command KIND=TEMPLATE")
+        options = (*options, *[kind for kind in templates if kind not in options])
+    elif not endpoint:
+        raise click.UsageError(f"the {actor} plan needs --endpoint URL")
     unknown = [o for o in options if o not in plan.options]
     if unknown:
         raise click.BadParameter(
@@ -284,6 +338,20 @@ def run(
             settings["registry simulator"] = simulator.url
             console.print(f"Registry simulator (ITI-42, ITI-18) listening at [bold]{simulator.url}[/]")
             console.print("The repository under test must send its Register Document Set-b requests there.")
+        if "consumer-peers" in plan.simulators:
+            peers = ConsumerPeers(host=registry_sim_host, port=registry_sim_port, assigning_authority=assigning_authority)
+            try:
+                stack.enter_context(peers)
+            except (OSError, RuntimeError) as exc:
+                raise click.UsageError(f"the simulated peers cannot listen on port {registry_sim_port}: {exc}") from None
+            base = out_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="xds-conformance-consumer-")))
+            base.mkdir(parents=True, exist_ok=True)
+            context.update({PEERS_KEY: peers, COMMANDS_KEY: templates, OUT_KEY: base, TIMEOUT_KEY: max(timeout, 120.0)})
+            for name in ("registry", "repository", "source", "source2"):
+                settings[f"{name} simulator"] = peers.url(name)
+                console.print(f"{name} simulator listening at [bold]{peers.url(name)}[/]")
+            settings.update({f"command {kind}": template for kind, template in templates.items()})
+            endpoint = "the consumer under test (command templates)"
         if actor == "imaging-source":
             if not source_id:
                 raise click.UsageError("the imaging-source plan needs --source-id OID (the source's repositoryUniqueId)")
@@ -306,7 +374,7 @@ def run(
                 context[WADO_KEY] = wado
                 settings["WADO-URI"] = wado
         config = RunConfig(
-            endpoint=endpoint,
+            endpoint=endpoint or "",
             schemas=schema_set,
             patients=_patients(mllp, preload_command, patient_ids, timeout, needed=bool(plan.fed_roles)),
             timeout=timeout,

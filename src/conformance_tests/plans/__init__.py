@@ -1,4 +1,4 @@
-"""One test plan per actor. The consumer's plan is added when its suites are written."""
+"""One test plan per actor."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Final
 
 from conformance_tests.model import TestPlan
+from conformance_tests.plans.consumer import consumer_plan
 from conformance_tests.plans.imaging_source import imaging_source_plan
 from conformance_tests.plans.registry import registry_plan
 from conformance_tests.plans.repository import repository_plan
@@ -20,6 +21,7 @@ PLANS: Final[dict[str, Callable[[], TestPlan]]] = {
     "registry": registry_plan,
     "repository": repository_plan,
     "imaging-source": imaging_source_plan,
+    "consumer": consumer_plan,
 }
 
 
