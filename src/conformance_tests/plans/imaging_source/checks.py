@@ -10,65 +10,30 @@ from lxml import etree
 
 from conformance_tests.model import Check, HttpVerifier, Verifier
 from conformance_tests.plans.imaging_source.common import instances, source_id
+from conformance_tests.plans import retrieval
 from conformance_tests.plans.imaging_source.part10 import judge_instance
-from conformance_tests.response import NS, ResponseView
+from conformance_tests.plans.retrieval import child_text, document_responses
+from conformance_tests.response import ResponseView
 from conformance_tests.state import CaseState
 from conformance_tests.transport import HttpAnswer
-from xds.vocabulary import MIME_DICOM, NS_XDS, NS_XOP
+from xds.vocabulary import MIME_DICOM, NS_XDS
 
 __all__ = ["document_count", "error_at", "mtom_response", "returned", "wado_instance"]
 
 _RAD69: Final = "RAD TF-3 §4.69.4.2 (Retrieve Imaging Document Set response)"
 
 
-def _responses(view: ResponseView) -> list[etree._Element]:
-    if view.body is None:
-        return []
-    return view.body.xpath("xds:DocumentResponse", namespaces=NS)  # type: ignore[no-any-return]
-
-
-def _text(element: etree._Element, local: str) -> str | None:
-    found = element.find(f"{{{NS_XDS}}}{local}")
-    return None if found is None else (found.text or "").strip()
-
-
 def mtom_response() -> Verifier:
     """The RAD-69 response is MTOM and every image travels as an XOP part."""
-
-    def verify(state: CaseState, view: ResponseView) -> list[Check]:
-        checks = [
-            Check(
-                "MTOM response",
-                view.answer.multipart,
-                view.answer.content_type or "no Content-Type",
-                "RAD TF-3 §4.69.4.2 (MTOM/XOP, as ITI TF-2b §3.43.5); xds-notes §1.4, §9 (NIST requires MTOM)",
-            )
-        ]
-        inline = [
-            _text(r, "DocumentUniqueId") or "?"
-            for r in _responses(view)
-            if r.find(f"{{{NS_XDS}}}Document/{{{NS_XOP}}}Include") is None
-        ]
-        if _responses(view):
-            checks.append(
-                Check(
-                    "images as XOP parts",
-                    not inline,
-                    f"inline base64 for {inline}" if inline else "every Document is an xop:Include",
-                    "RAD TF-3 §4.69.4.2; xds-notes §1.4 (the response document must be an XOP part)",
-                )
-            )
-        return checks
-
-    return verify
+    return retrieval.mtom_response(
+        parts="images",
+        packaging_reference="RAD TF-3 §4.69.4.2 (MTOM/XOP, as ITI TF-2b §3.43.5); xds-notes §1.4, §9 (NIST requires MTOM)",
+        parts_reference="RAD TF-3 §4.69.4.2; xds-notes §1.4 (the response document must be an XOP part)",
+    )
 
 
 def document_count(expected: int) -> Verifier:
-    def verify(state: CaseState, view: ResponseView) -> list[Check]:
-        got = len(_responses(view))
-        return [Check("DocumentResponse count", got == expected, f"expected {expected}, got {got}", _RAD69)]
-
-    return verify
+    return retrieval.document_count(expected, reference=_RAD69)
 
 
 def returned(keys: Sequence[str], *, syntaxes: Sequence[str], home: str | None = None) -> Verifier:
@@ -79,8 +44,8 @@ def returned(keys: Sequence[str], *, syntaxes: Sequence[str], home: str | None =
     def verify(state: CaseState, view: ResponseView) -> list[Check]:
         checks = []
         by_uid: dict[str, list[etree._Element]] = {}
-        for response in _responses(view):
-            by_uid.setdefault(_text(response, "DocumentUniqueId") or "", []).append(response)
+        for response in document_responses(view):
+            by_uid.setdefault(child_text(response, "DocumentUniqueId") or "", []).append(response)
         repository = source_id(state)
         for item in instances(state, keys):
             found = by_uid.get(item.sop_uid, [])
@@ -88,7 +53,7 @@ def returned(keys: Sequence[str], *, syntaxes: Sequence[str], home: str | None =
                 checks.append(Check(f"{item.key} returned", False, f"{len(found)} DocumentResponse for {item.sop_uid}", _RAD69))
                 continue
             response = found[0]
-            got_repository = _text(response, "RepositoryUniqueId")
+            got_repository = child_text(response, "RepositoryUniqueId")
             checks.append(
                 Check(
                     f"{item.key} RepositoryUniqueId",
@@ -97,7 +62,7 @@ def returned(keys: Sequence[str], *, syntaxes: Sequence[str], home: str | None =
                     "RAD TF-3 §4.69.4.2.2 (RepositoryUniqueId of the Imaging Document Source); NIST sameRetImgs",
                 )
             )
-            mime = _text(response, "mimeType")
+            mime = child_text(response, "mimeType")
             checks.append(
                 Check(
                     f"{item.key} mimeType",
@@ -106,7 +71,7 @@ def returned(keys: Sequence[str], *, syntaxes: Sequence[str], home: str | None =
                     "RAD TF-3 §4.69.4.2.2 (mimeType application/dicom); xds-notes §7.5",
                 )
             )
-            echoed = _text(response, "HomeCommunityId")
+            echoed = child_text(response, "HomeCommunityId")
             checks.append(
                 Check(
                     f"{item.key} HomeCommunityId",

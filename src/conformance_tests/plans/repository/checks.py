@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Final
 from lxml import etree
 
 from conformance_tests.model import Check, RequestPackaging, Verifier
-from conformance_tests.response import NS, ResponseView
+from conformance_tests.plans import retrieval
+from conformance_tests.plans.retrieval import child_text, document_responses
+from conformance_tests.response import ResponseView
 from conformance_tests.state import CaseState
-from xds.vocabulary import NS_LCM, NS_RIM, NS_XDS, NS_XOP, Action, IdScheme, SlotName
+from xds.vocabulary import NS_LCM, NS_RIM, NS_XDS, Action, IdScheme, SlotName
 
 if TYPE_CHECKING:
     from conformance_tests.evidence import Exchange
@@ -282,54 +284,17 @@ def relayed(errors: Sequence[tuple[str, str]]) -> Verifier:
 
 
 # -- ITI-43 --------------------------------------------------------------------------------------
-def _document_responses(view: ResponseView) -> list[etree._Element]:
-    if view.body is None:
-        return []
-    return view.body.xpath("xds:DocumentResponse", namespaces=NS)  # type: ignore[no-any-return]
-
-
-def _child_text(element: etree._Element, local: str) -> str | None:
-    found = element.find(f"{{{NS_XDS}}}{local}")
-    return None if found is None else (found.text or "").strip()
-
-
 def mtom_response() -> Verifier:
     """The ITI-43 response is MTOM and each document travels as an XOP part."""
-
-    def verify(state: CaseState, view: ResponseView) -> list[Check]:
-        checks = [
-            Check(
-                "MTOM response",
-                view.answer.multipart,
-                view.answer.content_type or "no Content-Type",
-                "ITI TF-2b §3.43.5 (MTOM/XOP); xds-notes §1.4 (the ITI-43 response is always MTOM)",
-            )
-        ]
-        inline = [
-            _child_text(r, "DocumentUniqueId") or "?"
-            for r in _document_responses(view)
-            if r.find(f"{{{NS_XDS}}}Document/{{{NS_XOP}}}Include") is None
-        ]
-        if _document_responses(view):
-            checks.append(
-                Check(
-                    "documents as XOP parts",
-                    not inline,
-                    f"inline base64 for {inline}" if inline else "every Document is an xop:Include",
-                    "ITI TF-2b §3.43.5; xds-notes §1.4 (the response document must be an XOP part)",
-                )
-            )
-        return checks
-
-    return verify
+    return retrieval.mtom_response(
+        parts="documents",
+        packaging_reference="ITI TF-2b §3.43.5 (MTOM/XOP); xds-notes §1.4 (the ITI-43 response is always MTOM)",
+        parts_reference="ITI TF-2b §3.43.5; xds-notes §1.4 (the response document must be an XOP part)",
+    )
 
 
 def document_count(expected: int) -> Verifier:
-    def verify(state: CaseState, view: ResponseView) -> list[Check]:
-        got = len(_document_responses(view))
-        return [Check("DocumentResponse count", got == expected, f"expected {expected}, got {got}", _ITI43)]
-
-    return verify
+    return retrieval.document_count(expected, reference=_ITI43)
 
 
 def returned(keys: Sequence[str], *, home: str | None = None) -> Verifier:
@@ -339,8 +304,8 @@ def returned(keys: Sequence[str], *, home: str | None = None) -> Verifier:
     def verify(state: CaseState, view: ResponseView) -> list[Check]:
         checks = []
         by_uid: dict[str, list[etree._Element]] = {}
-        for response in _document_responses(view):
-            by_uid.setdefault(_child_text(response, "DocumentUniqueId") or "", []).append(response)
+        for response in document_responses(view):
+            by_uid.setdefault(child_text(response, "DocumentUniqueId") or "", []).append(response)
         for key in keys:
             spec = _spec(state, key)
             found = by_uid.get(spec.unique_id, [])
@@ -348,7 +313,7 @@ def returned(keys: Sequence[str], *, home: str | None = None) -> Verifier:
                 checks.append(Check(f"{key} returned", False, f"{len(found)} DocumentResponse for {spec.unique_id}", _ITI43))
                 continue
             response = found[0]
-            repository = _child_text(response, "RepositoryUniqueId")
+            repository = child_text(response, "RepositoryUniqueId")
             wanted_repository = state.get("repository-id")
             checks.append(
                 Check(
@@ -358,7 +323,7 @@ def returned(keys: Sequence[str], *, home: str | None = None) -> Verifier:
                     "ITI TF-2b §3.43.4.2.2 (RepositoryUniqueId of the document)",
                 )
             )
-            mime = _child_text(response, "mimeType")
+            mime = child_text(response, "mimeType")
             checks.append(
                 Check(
                     f"{key} mimeType",
@@ -381,7 +346,7 @@ def returned(keys: Sequence[str], *, home: str | None = None) -> Verifier:
             checks.append(
                 Check(f"{key} bytes", same, detail, "ITI TF-2b §3.43.4.2.2 (the document as stored); NIST 12029")
             )
-            echoed = _child_text(response, "HomeCommunityId")
+            echoed = child_text(response, "HomeCommunityId")
             checks.append(
                 Check(
                     f"{key} HomeCommunityId",
