@@ -30,62 +30,14 @@ from xds.soap.mtom_decode import (
     MimeError,
     MultipartDecoder,
     PartData,
-    PartEnd,
     PartHeaders,
     normalize_content_id,
     parse_content_type,
 )
-from xds.soap.mtom_encode import COALESCE_BYTES, OutgoingPart, cid_href, encode_mtom, new_content_id
+from xds.soap.mtom_encode import OutgoingPart, cid_href, encode_mtom
 from xds.vocabulary import NS_XDS, NS_XMIME, Action
 
-ENVELOPE = build_request(etree.Element(f"{{{NS_XDS}}}RetrieveDocumentSetRequest"), action=Action.ITI43)
-
-
-# -- helpers ---------------------------------------------------------------------------------------
-def split(data: bytes, cuts: list[int]) -> Iterator[bytes]:
-    """Cut ``data`` at the given offsets (sorted, deduplicated)."""
-    previous = 0
-    for cut in sorted({c % (len(data) + 1) for c in cuts}):
-        yield data[previous:cut]
-        previous = cut
-    yield data[previous:]
-
-
-def decode(content_type: str, data: bytes, chunks: Iterator[bytes] | None = None) -> list[tuple]:
-    """Run the decoder; return [(headers, content)] per part, checking the event order."""
-    decoder = MultipartDecoder(content_type)
-    events = []
-    for chunk in chunks if chunks is not None else [data]:
-        events.extend(decoder.feed(chunk))
-    events.extend(decoder.close())
-    parts: list[tuple] = []
-    current: list[bytes] | None = None
-    headers = None
-    ended = False
-    for event in events:
-        assert not ended, "event after MessageEnd"
-        if isinstance(event, PartHeaders):
-            assert current is None
-            headers, current = event, []
-        elif isinstance(event, PartData):
-            assert current is not None and event.data
-            current.append(event.data)
-        elif isinstance(event, PartEnd):
-            assert current is not None and headers is not None and event.index == headers.index
-            parts.append((headers, b"".join(current)))
-            current = None
-        elif isinstance(event, MessageEnd):
-            assert current is None
-            ended = True
-    assert ended
-    return parts
-
-
-def receive(content_type: str, chunks: list[bytes] | Iterator[bytes], spool: Spool, **kwargs: int):  # type: ignore[no-untyped-def]
-    receiver = MtomReceiver(content_type, sink_factory=spool.sink, **kwargs)
-    for chunk in chunks:
-        receiver.feed(chunk)
-    return receiver.close()
+from tests.support.mtom import ENVELOPE, decode, receive, split
 
 
 @pytest.fixture
@@ -545,88 +497,6 @@ def test_feed_async_reports_mime_errors_from_the_worker(tmp_path: Path) -> None:
             anyio.run(lambda: feed_async(receiver, stream(), batch_bytes=16))
 
 
-# -- encoder details ------------------------------------------------------------------------------
-def test_encoder_headers_follow_xop_and_ihe() -> None:
-    payload = encode_mtom(
-        ENVELOPE,
-        [("doc1@host", "text/xml", b"<doc/>")],
-        action=Action.ITI41,
-        boundary="MIMEBoundary_fixed",
-        root_content_id="root.part@host",
-    )
-    ctype = parse_content_type(payload.content_type)
-    assert ctype.media_type == "multipart/related"
-    assert ctype.param("boundary") == "MIMEBoundary_fixed"
-    assert ctype.param("type") == "application/xop+xml"
-    assert ctype.param("start") == "<root.part@host>"
-    assert ctype.param("start-info") == "application/soap+xml"
-    assert ctype.param("action") == Action.ITI41
-    wire = b"".join(payload)
-    assert wire.startswith(
-        b"--MIMEBoundary_fixed\r\n"
-        b'Content-Type: application/xop+xml; charset=UTF-8; type="application/soap+xml"\r\n'
-        b"Content-Transfer-Encoding: binary\r\n"
-        b"Content-ID: <root.part@host>\r\n\r\n" + ENVELOPE + b"\r\n--MIMEBoundary_fixed\r\n"
-        b"Content-Type: text/xml\r\n"
-        b"Content-Transfer-Encoding: binary\r\n"
-        b"Content-ID: <doc1@host>\r\n\r\n<doc/>\r\n"
-    )
-    assert wire.endswith(b"\r\n--MIMEBoundary_fixed--\r\n")
-
-
-def test_encoder_without_attachments_and_with_quoted_boundary() -> None:
-    payload = encode_mtom(ENVELOPE, boundary="a b")
-    assert 'boundary="a b"' in payload.content_type
-    assert decode(payload.content_type, b"".join(payload))[0][1] == ENVELOPE
-
-
-def test_iterable_source_length_is_known_only_when_declared(tmp_path: Path) -> None:
-    chunks = [b"ab", b"", b"cd"]
-    unknown = encode_mtom(ENVELOPE, [OutgoingPart("a@x", "text/plain", iter(chunks))])
-    assert unknown.length is None
-    declared = encode_mtom(ENVELOPE, [OutgoingPart("a@x", "text/plain", iter(chunks), size=4)])
-    assert declared.length == len(b"".join(declared))
-    wrong = encode_mtom(ENVELOPE, [OutgoingPart("a@x", "text/plain", iter(chunks), size=5)])
-    with pytest.raises(ValueError, match="announced"):
-        b"".join(wrong)
-
-
-def test_attachment_sources_keep_their_content_id(tmp_path: Path) -> None:
-    attachment = Attachment.from_bytes(b"payload", content_id="kept@x", content_type="application/pdf")
-    payload = encode_mtom(ENVELOPE, [attachment])
-    with Spool(tmp_path / "s") as spool:
-        message = receive(payload.content_type, [b"".join(payload)], spool)
-        received = message.attachments["kept@x"]
-        assert received.content_type == "application/pdf" and received.read_bytes() == b"payload"
-
-
-@pytest.mark.parametrize("cid", ["", "<>", "a\r\nb", "a>b"])
-def test_encoder_refuses_bad_content_ids(cid: str) -> None:
-    with pytest.raises(ValueError):
-        encode_mtom(ENVELOPE, [(cid, "text/plain", b"x")])
-
-
-def test_encoder_refuses_duplicate_content_ids() -> None:
-    with pytest.raises(ValueError, match="duplicate"):
-        encode_mtom(ENVELOPE, [("a@x", "text/plain", b"1"), ("<a@x>", "text/plain", b"2")])
-
-
-def test_async_iteration_yields_the_same_bytes(tmp_path: Path) -> None:
-    source = tmp_path / "f.bin"
-    source.write_bytes(os.urandom(CHUNK_SIZE + 5))
-    expected = b"".join(encode_mtom(ENVELOPE, [("a@x", "x/y", source)], boundary="q", root_content_id="r@x"))
-    payload = encode_mtom(ENVELOPE, [("a@x", "x/y", source)], boundary="q", root_content_id="r@x")
-
-    async def collect() -> bytes:
-        return b"".join([chunk async for chunk in payload])
-
-    assert anyio.run(collect) == expected
-
-
-def test_new_content_ids_are_unique() -> None:
-    assert new_content_id() != new_content_id()
-
-
 # -- XOP -----------------------------------------------------------------------------------------------
 def retrieve_response(*documents: etree._Element) -> etree._Element:
     root = etree.Element(f"{{{NS_XDS}}}RetrieveDocumentSetResponse", nsmap={"xds": NS_XDS})
@@ -833,23 +703,3 @@ def test_move_to_another_filesystem_copies_then_removes_the_source(
     assert target.read_bytes() == b"study"
     assert source is not None and not source.exists()
     assert list(spool_dir.iterdir()) == []
-
-
-def test_async_body_gathers_small_parts_into_few_chunks_and_keeps_every_byte(tmp_path: Path) -> None:
-    """Many small files (a RAD-69 study) reach the socket in about body/1 MiB chunks, not one
-    or more per file, and the bytes are exactly the synchronous encoding's."""
-    files = []
-    for i in range(120):
-        path = tmp_path / f"instance{i}.dcm"
-        path.write_bytes(os.urandom(30_000 + i))
-        files.append(OutgoingPart(f"part{i}@example.org", "application/dicom", path))
-    expected = b"".join(encode_mtom(b"<root/>", files, boundary="b", root_content_id="root@example.org"))
-
-    async def collect() -> list[bytes]:
-        payload = encode_mtom(b"<root/>", files, boundary="b", root_content_id="root@example.org")
-        return [chunk async for chunk in payload]
-
-    chunks = anyio.run(collect)
-    assert b"".join(chunks) == expected
-    assert all(chunks)
-    assert len(chunks) <= len(expected) // COALESCE_BYTES + 1 < len(files)
