@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import fields
+from datetime import datetime
 from pathlib import Path
 
 import anyio.to_thread
@@ -21,15 +22,19 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from registry.config import RegistrySettings
+from registry.gate import ConsentGate, TrustedInstitutions
+from registry.grants import GrantStore
 from registry.iti8 import PatientIdentityFeed
 from registry.iti18 import RegistryStoredQuery
 from registry.iti42 import DocumentRegistry
 from xds.hl7.mllp import MllpServer, serve_mllp
 from registry.store.db import make_engine, upgrade
 from xds.errors import ErrorCode, RegistryError
-from xds.http.server import SoapRequest, SoapResponse, SoapService, run_server, soap_routes
+from xds.http.server import Handler, SoapRequest, SoapResponse, SoapService, run_server, soap_routes
 from xds.metadata.responses import build_adhoc_query_response, build_registry_response
 from xds.schemas import LCM, load_schema
+from xds.settings import SettingsError
+from xds.security.keys import SigningMaterial
 from xds.vocabulary import NS_LCM, NS_QUERY, Action
 from xds.wsdl import DOCUMENT_REGISTRY, WsdlProvider
 
@@ -45,7 +50,12 @@ def _local(element: etree._Element) -> str:
 
 
 def registry_service(
-    registry: DocumentRegistry, queries: RegistryStoredQuery, *, schemas: Path | None = None, db_threads: int = 2
+    registry: DocumentRegistry,
+    queries: RegistryStoredQuery,
+    *,
+    schemas: Path | None = None,
+    db_threads: int = 2,
+    gate: Callable[[Handler], Handler] | None = None,
 ) -> SoapService:
     """The SOAP endpoint of the Document Registry.
 
@@ -86,16 +96,22 @@ def registry_service(
             body = await anyio.to_thread.run_sync(queries.respond, request.body, limiter=limiter)
         return SoapResponse(action=Action.ITI18_RESPONSE, body=body)
 
+    # DESIGN §4: in the consent policy the gate stands in front of the stored query.
     return SoapService(
         path=PATH,
-        handlers={Action.ITI42: register, Action.ITI18: stored_query},
+        handlers={Action.ITI42: register, Action.ITI18: gate(stored_query) if gate else stored_query},
         wsdl=WsdlProvider(DOCUMENT_REGISTRY, schema_dir=schemas),
         name="DocumentRegistry",
     )
 
 
-def build_registry_app(settings: RegistrySettings, *, engine: Engine | None = None) -> Starlette:
-    """The registry's ASGI app; the lifespan starts the ITI-8 listener when a port is set."""
+def build_registry_app(
+    settings: RegistrySettings, *, engine: Engine | None = None, clock: Callable[[], datetime] | None = None
+) -> Starlette:
+    """The registry's ASGI app; the lifespan starts the ITI-8 listener when a port is set.
+
+    ``clock`` (default: the system clock) is what the consent grants and the gate go by.
+    """
     engine = engine or make_engine(settings.database_url())
     upgrade(engine)
     codes = None
@@ -128,25 +144,28 @@ def build_registry_app(settings: RegistrySettings, *, engine: Engine | None = No
                 await mllp.stop()
             engine.dispose()
 
+    consent = _consent_parts(settings, engine, clock) if settings.access_policy == "consent" or settings.grant_api_key else None
+    gate = None
+    if settings.access_policy == "consent":
+        assert consent is not None
+        gate = _consent_gate(settings, queries, *consent).wrap
     routes: list[BaseRoute] = list(
         soap_routes(
-            services=[registry_service(registry, queries, schemas=settings.schemas)],
+            services=[registry_service(registry, queries, schemas=settings.schemas, gate=gate)],
             spool_dir=settings.data_dir / "spool" / "registry",
             max_body_bytes=settings.max_body_bytes,
             max_envelope_bytes=settings.max_body_bytes,
         )
     )
-    if settings.access_policy == "consent" or settings.grant_api_key:
-        routes.extend(build_consent_routes(settings, engine))
+    if consent is not None:
+        routes.extend(build_consent_routes(settings, engine, parts=consent))
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-def build_consent_routes(settings: RegistrySettings, engine: Engine) -> list[BaseRoute]:
-    """The grant API and token endpoint (DESIGN §4), signing with the configured or generated key."""
-    from datetime import timedelta
-
-    from registry.consent_http import consent_routes
-    from registry.grants import GrantStore
+def _consent_parts(
+    settings: RegistrySettings, engine: Engine, clock: Callable[[], datetime] | None = None
+) -> tuple[GrantStore, SigningMaterial]:
+    """The grant store and the token issuer's key pair (configured, or generated once)."""
     from xds.security.keys import load_or_create_signing_material
 
     keys = settings.data_dir / "keys"
@@ -155,8 +174,37 @@ def build_consent_routes(settings: RegistrySettings, engine: Engine) -> list[Bas
         cert_path=settings.signing_cert or keys / "token-signing.cert.pem",
         common_name=settings.token_issuer,
     )
+    return (GrantStore(engine, clock=clock) if clock is not None else GrantStore(engine)), signing
+
+
+def _consent_gate(
+    settings: RegistrySettings, queries: RegistryStoredQuery, grants: GrantStore, signing: SigningMaterial
+) -> ConsentGate:
+    """The ITI-18 gate: assertions verified with this registry's own certificate."""
+    try:
+        trusted = TrustedInstitutions(settings.trusted_institutions)
+    except ValueError as exc:
+        raise SettingsError(f"trusted_institutions: {exc}") from None
+    return ConsentGate(
+        queries=queries,
+        grants=grants,
+        trusted_cert=signing.cert_pem,
+        audience=settings.token_audience,
+        trusted_institutions=trusted,
+    )
+
+
+def build_consent_routes(
+    settings: RegistrySettings, engine: Engine, *, parts: tuple[GrantStore, SigningMaterial] | None = None
+) -> list[BaseRoute]:
+    """The grant API and token endpoint (DESIGN §4), signing with the configured or generated key."""
+    from datetime import timedelta
+
+    from registry.consent_http import consent_routes
+
+    store, signing = parts or _consent_parts(settings, engine)
     return consent_routes(
-        GrantStore(engine),
+        store,
         signing=signing,
         api_key=settings.grant_api_key,
         token_lifetime=timedelta(seconds=settings.token_lifetime_s),
@@ -175,12 +223,19 @@ def app_from_environment() -> Starlette:
 def _export(settings: RegistrySettings) -> None:
     for f in fields(settings):
         value = getattr(settings, f.name)
-        if value is not None:
+        if isinstance(value, tuple):
+            # The environment holds a list comma-separated (xds.settings), so an item with a
+            # comma (an RFC 4514 DN) cannot travel that way: configure it in the TOML file.
+            if any("," in item for item in value):
+                raise SettingsError(f"{f.name}: items with commas need the TOML file when workers > 1")
+            os.environ[f"XDS_REGISTRY_{f.name.upper()}"] = ",".join(value)
+        elif value is not None:
             os.environ[f"XDS_REGISTRY_{f.name.upper()}"] = str(value)
 
 
 def describe_endpoints(settings: RegistrySettings) -> list[str]:
-    base = f"http://{settings.host}:{settings.port}{PATH}"
+    scheme = "https" if settings.tls_cert else "http"
+    base = f"{scheme}://{settings.host}:{settings.port}{PATH}"
     lines = [
         f"Document Registry ITI-42 Register Document Set-b:  {base}",
         f"Document Registry ITI-18 Registry Stored Query:    {base}",
@@ -199,6 +254,9 @@ def serve_registry(settings: RegistrySettings) -> None:
     log.info("database: %s", make_engine(settings.database_url()).url.render_as_string(hide_password=True))
     for line in describe_endpoints(settings):
         log.info("%s", line)
+    # DESIGN §6 "TLS": HTTPS when a certificate is set; client certificates (for the trusted
+    # institutions of the consent policy) when a client CA is set.
+    tls = {"ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key, "ssl_ca_certs": settings.tls_client_ca}
     if settings.workers > 1:
         _export(settings)
         run_server(
@@ -208,6 +266,7 @@ def serve_registry(settings: RegistrySettings) -> None:
             workers=settings.workers,
             factory=True,
             log_level=settings.log_level,
+            **tls,
         )
     else:
-        run_server(build_registry_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+        run_server(build_registry_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level, **tls)

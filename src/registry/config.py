@@ -44,6 +44,15 @@ class RegistrySettings:
     # Audience (SAML Core §2.5.1.4) and Issuer of the assertions: the affinity domain's services.
     token_audience: str = "urn:imageshare:xds:affinity-domain"
     token_issuer: str = "urn:imageshare:xds:registry"
+    # DESIGN §4: institutions that see everything without a token in the consent policy, by the
+    # client certificate of a mutual-TLS connection: subject DNs (RFC 4514) or SHA-256
+    # fingerprints (comma-separated in the environment).
+    trusted_institutions: tuple[str, ...] = ()
+    # HTTPS: the server's PEM certificate and key; with tls_client_ca, client certificates signed
+    # by that CA are requested and verified (and can be matched against trusted_institutions).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
 
     def __post_init__(self) -> None:
         if self.access_policy not in ("open", "consent"):

@@ -315,3 +315,22 @@ class GrantAttribute:
     MANIFEST_UNIQUE_ID: Final = "urn:imageshare:xds:grant:manifest-unique-id"
     REPORT_UNIQUE_ID: Final = "urn:imageshare:xds:grant:report-unique-id"
     STUDY_INSTANCE_UID: Final = "urn:imageshare:xds:grant:study-instance-uid"
+
+
+class WssFault:
+    """WS-Security fault subcodes (OASIS WSS SOAP Message Security 1.1 §12, Tables 4 and 5), in
+    Clark notation. With SOAP 1.2 they go under ``env:Code/env:Value`` = ``env:Sender``."""
+
+    UNSUPPORTED_SECURITY_TOKEN: Final = f"{{{NS_WSSE}}}UnsupportedSecurityToken"
+    UNSUPPORTED_ALGORITHM: Final = f"{{{NS_WSSE}}}UnsupportedAlgorithm"
+    INVALID_SECURITY: Final = f"{{{NS_WSSE}}}InvalidSecurity"
+    INVALID_SECURITY_TOKEN: Final = f"{{{NS_WSSE}}}InvalidSecurityToken"
+    FAILED_AUTHENTICATION: Final = f"{{{NS_WSSE}}}FailedAuthentication"
+    FAILED_CHECK: Final = f"{{{NS_WSSE}}}FailedCheck"
+    SECURITY_TOKEN_UNAVAILABLE: Final = f"{{{NS_WSSE}}}SecurityTokenUnavailable"
+    MESSAGE_EXPIRED: Final = f"{{{NS_WSSE}}}MessageExpired"
+
+
+#: DESIGN §4: the audience the registry's token endpoint writes into the consent assertion by
+#: default (SAML Core §2.5.1.4), and the name repositories and Edge Servers answer to.
+CONSENT_TOKEN_AUDIENCE: Final = "urn:imageshare:xds:affinity-domain"
