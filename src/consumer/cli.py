@@ -14,6 +14,16 @@ Images shared by an Edge Server (its RAD-69 endpoint named by the manifests' Ret
     xds consumer list --patient 'P1^^^&1.3.6.1.4.1.21367.13.20.1000&ISO'
     xds consumer fetch --patient 'P1^^^&1.3.6.1.4.1.21367.13.20.1000&ISO' --out ./images \
         --source 2.25.1372...=http://127.0.0.1:8030/imaging-source
+
+Against services in the ``consent`` access policy, ``--code`` presents the patient's access code
+and PIN (asked without echo, or read from standard input with ``--pin-stdin``) once to the
+registry's token endpoint; the assertion it returns rides in the WS-Security header of every
+ITI-18, ITI-43 and RAD-69 message, and names the patient, so ``--patient`` may be left out::
+
+    xds consumer fetch --code 1234-5678 --out ./images --source 2.25.1372...=http://...
+
+Exit status 2 for a usage error (a mistyped code is caught here, before anything is sent), 3 when
+the registry does not accept the code and PIN or has locked the code.
 """
 
 from __future__ import annotations
@@ -40,9 +50,11 @@ from rich.table import Table
 
 from consumer import fetch as imaging
 from consumer import iti18, iti41, iti43
+from consumer.token import ConsentToken, TokenError, TokenLocked, TokenMistyped, TokenRefused, request_token, token_url_for
 from xds.errors import RegistryError, XdsError
-from xds.http.client import SoapConnectionError, SoapClient, SoapProtocolError
+from xds.http.client import SoapConnectionError, SoapProtocolError
 from xds.metadata.model import Code, Submission
+from xds.security.accesscode import AccessCodeError, check_access_code
 from xds.settings import SettingsError, load_settings
 from xds.soap.fault import SoapFault
 from xds.vocabulary import ResponseStatus, Status
@@ -65,6 +77,77 @@ _repository_option = click.option(
     "--repository", envvar="XDS_CONSUMER_REPOSITORY", default=DEFAULT_REPOSITORY, show_default=True, help="Document Repository endpoint"
 )
 _timeout_option = click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per network operation")
+#: Exit status when the registry refuses the code and PIN, or has locked the code.
+EXIT_NOT_ACCEPTED: Final = 3
+
+
+def _consent_options(function):  # type: ignore[no-untyped-def]
+    """--code, --pin-stdin and --token-url (the consent token, DESIGN §4)."""
+    options = [
+        click.option(
+            "--code",
+            envvar="XDS_CONSUMER_CODE",
+            help="The patient's access code (8 digits, e.g. 1234-5678; or XDS_CONSUMER_CODE, which other users' "
+            "process listings do not show); the PIN is asked for",
+        ),
+        click.option("--pin-stdin", is_flag=True, help="With --code: read the PIN from the first line of standard input"),
+        click.option("--token-url", help="The registry's token endpoint [default: <registry base>/consent/token]"),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _read_pin(*, from_stdin: bool) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n")
+    # Never echoed (click reads it with getpass).
+    return str(click.prompt("PIN", hide_input=True, err=True))
+
+
+def _consent_token(registry: str, code: str | None, *, pin_stdin: bool, token_url: str | None, timeout: float) -> ConsentToken | None:
+    """The assertion for ``code`` (None without --code); exits with a clear message otherwise."""
+    if code is None:
+        if pin_stdin:
+            raise click.UsageError("--pin-stdin needs --code")
+        return None
+    try:
+        # DESIGN §4: the check digit catches a typo before it is sent and counted as a failure.
+        check_access_code(code)
+    except AccessCodeError as exc:
+        raise click.BadParameter(str(exc), param_hint="--code") from None
+    pin = _read_pin(from_stdin=pin_stdin)
+    if not pin:
+        raise click.UsageError("the PIN is empty")
+    url = token_url or token_url_for(registry)
+    try:
+        return request_token(url, code, pin, timeout=timeout)
+    except TokenMistyped as exc:
+        raise click.BadParameter(str(exc), param_hint="--code") from None
+    except TokenLocked as exc:
+        wait = f" (try again in {exc.retry_after} s)" if exc.retry_after else ""
+        click.echo(f"error: {exc}{wait}", err=True)
+        sys.exit(EXIT_NOT_ACCEPTED)
+    except TokenRefused as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_NOT_ACCEPTED)
+    except TokenError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+def _security(token: ConsentToken | None) -> imaging.SecurityHeader | None:
+    return token.security_header if token is not None else None
+
+
+def _patient(patient: str | None, token: ConsentToken | None) -> str:
+    """--patient, or the patient the consent token names."""
+    if patient:
+        return patient
+    if token is not None and token.patient_id:
+        return token.patient_id
+    raise click.UsageError("--patient is required (or --code, whose token names the patient)")
 
 
 def _short(value: str | None) -> str:
@@ -178,16 +261,29 @@ def _query_params(query: str, patient: str | None, statuses: list[str], submissi
 @click.option("--status", type=click.Choice(sorted(_STATUSES)), default="approved", show_default=True, help="Which availability statuses")
 @click.option("--submission-set", help="For get-submission-set-and-contents: its uniqueId or entryUUID")
 @click.option("--xml", "as_xml", is_flag=True, help="Print the AdhocQueryResponse as XML instead of tables")
+@_consent_options
 @_timeout_option
 def query(
-    registry: str, patient: str | None, query_name: str, status: str, submission_set: str | None, as_xml: bool, timeout: float
+    registry: str,
+    patient: str | None,
+    query_name: str,
+    status: str,
+    submission_set: str | None,
+    as_xml: bool,
+    code: str | None,
+    pin_stdin: bool,
+    token_url: str | None,
+    timeout: float,
 ) -> None:
     """Run a stored query (ITI-18) and show what the registry returns."""
     name = iti18.QUERIES[query_name]
+    token = _consent_token(registry, code, pin_stdin=pin_stdin, token_url=token_url, timeout=timeout)
+    if patient is None and token is not None:
+        patient = token.patient_id
     params = _query_params(name, patient, _STATUSES[status], submission_set)
     console = Console()
     try:
-        with SoapClient(registry, timeout=timeout) as client:
+        with imaging.SecuredSoapClient(registry, security=_security(token), timeout=timeout) as client:
             result = iti18.stored_query(client, name, params)
     except XdsError as exc:
         _fail(str(exc))
@@ -235,6 +331,7 @@ class _Bar:
 @click.option("--home", help="homeCommunityId to send with each request")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True, help="Directory for the files")
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar")
+@_consent_options
 @_timeout_option
 def retrieve(
     unique_ids: tuple[str, ...],
@@ -244,13 +341,17 @@ def retrieve(
     home: str | None,
     out: Path,
     no_progress: bool,
+    code: str | None,
+    pin_stdin: bool,
+    token_url: str | None,
     timeout: float,
 ) -> None:
     """Retrieve documents by uniqueId (ITI-43) into files named after them."""
     console = Console(stderr=True)
+    token = _consent_token(registry, code, pin_stdin=pin_stdin, token_url=token_url, timeout=timeout)
     if repository_id is None:
         try:
-            with SoapClient(registry, timeout=timeout) as client:
+            with imaging.SecuredSoapClient(registry, security=_security(token), timeout=timeout) as client:
                 locations = iti18.document_locations(client, unique_ids)
         except (SoapConnectionError, SoapProtocolError, SoapFault, XdsError) as exc:
             _fail(f"--repository-id not given and the registry cannot tell it: {exc}")
@@ -264,7 +365,7 @@ def retrieve(
     progress = Progress(*columns, console=console, transient=True)  # started for large bodies only
     bar = None if no_progress else _Bar(progress, f"retrieving {len(requests)} document(s)")
     try:
-        result = iti43.retrieve(repository, requests, out, progress=bar, timeout=timeout)
+        result = iti43.retrieve(repository, requests, out, progress=bar, timeout=timeout, security=_security(token))
     except (SoapConnectionError, SoapProtocolError, SoapFault) as exc:
         _fail(f"{repository}: {exc}")
     finally:
@@ -412,13 +513,16 @@ def _exams_table(exams: Sequence[imaging.Exam]) -> Table:
 
 @consumer.command("list")
 @_registry_option
-@click.option("--patient", required=True, help="Affinity-domain patient ID, e.g. 'P1^^^&1.2.3&ISO'")
+@click.option("--patient", help="Affinity-domain patient ID, e.g. 'P1^^^&1.2.3&ISO' [default: the one --code's token names]")
+@_consent_options
 @_timeout_option
-def list_exams(registry: str, patient: str, timeout: float) -> None:
+def list_exams(registry: str, patient: str | None, code: str | None, pin_stdin: bool, token_url: str | None, timeout: float) -> None:
     """List the imaging exams (KOS manifests) of a patient that the registry shows (ITI-18)."""
+    token = _consent_token(registry, code, pin_stdin=pin_stdin, token_url=token_url, timeout=timeout)
+    who = _patient(patient, token)
     try:
-        with imaging.SecuredSoapClient(registry, timeout=timeout) as client:
-            exams = imaging.find_exams(client, patient)
+        with imaging.SecuredSoapClient(registry, security=_security(token), timeout=timeout) as client:
+            exams = imaging.find_exams(client, who)
     except (imaging.FetchError, XdsError) as exc:
         _fail(str(exc))
     except (SoapConnectionError, SoapProtocolError, SoapFault) as exc:
@@ -484,7 +588,7 @@ def _print_summary(console: Console, summary: imaging.FetchSummary, out: Path) -
 @consumer.command("fetch")
 @_registry_option
 @_repository_option
-@click.option("--patient", required=True, help="Affinity-domain patient ID, e.g. 'P1^^^&1.2.3&ISO'")
+@click.option("--patient", help="Affinity-domain patient ID, e.g. 'P1^^^&1.2.3&ISO' [default: the one --code's token names]")
 @click.option("--study", "studies", multiple=True, help="Only this Study Instance UID (repeatable) [default: every exam]")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Directory: <out>/<patient>/<study>/<series>/<sop>.dcm")
 @click.option("--batch", type=click.IntRange(min=1), default=imaging.DEFAULT_BATCH, show_default=True, help="Instances per RAD-69 request")
@@ -493,11 +597,12 @@ def _print_summary(console: Console, summary: imaging.FetchSummary, out: Path) -
 @click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TOML file with a [consumer] section (sources = [\"OID=URL\", ...])")
 @click.option("--no-progress", is_flag=True, help="No progress bar")
 @click.option("--no-fsync", is_flag=True, help="Do not flush each file to disk before renaming it into place")
+@_consent_options
 @_timeout_option
 def fetch_images(
     registry: str,
     repository: str,
-    patient: str,
+    patient: str | None,
     studies: tuple[str, ...],
     out: Path,
     batch: int,
@@ -506,14 +611,19 @@ def fetch_images(
     config: Path | None,
     no_progress: bool,
     no_fsync: bool,
+    code: str | None,
+    pin_stdin: bool,
+    token_url: str | None,
     timeout: float,
 ) -> None:
     """Fetch a patient's shared images: ITI-18 -> ITI-43 (manifests, reports) -> RAD-69, verified,
     resumable. Exit status 1 when an instance is missing (listed)."""
+    token = _consent_token(registry, code, pin_stdin=pin_stdin, token_url=token_url, timeout=timeout)
     options = imaging.FetchOptions(
         registry=registry,
         repository=repository,
-        patient_id=patient,
+        patient_id=_patient(patient, token),
+        security=_security(token),
         out=out,
         sources=_sources(config, sources),
         studies=studies,

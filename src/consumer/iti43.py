@@ -13,7 +13,7 @@ Public API::
     Progress (Protocol): start(total: int | None), advance(n: int)
     build_request(requests) -> etree._Element
     retrieve(endpoint, requests, destination, *, progress=None, timeout=60, verify=True,
-             cert=None, transport=None) -> RetrieveResult
+             cert=None, transport=None, security=None) -> RetrieveResult
     file_name(document_id, mime_type) -> str
 """
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import mimetypes
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
@@ -170,8 +170,12 @@ def retrieve(
     verify: VerifyTypes = True,
     cert: CertTypes = None,
     transport: httpx.BaseTransport | None = None,
+    security: Callable[[], etree._Element | None] | None = None,
 ) -> RetrieveResult:
     """ITI-43 for ``requests``; each returned document is written to ``destination``.
+
+    ``security`` returns a header block to send with the request (the consent token's
+    ``wsse:Security`` header, DESIGN §4), or None.
 
     Raises what :meth:`SoapClient.call` raises (connection failure, SOAP fault).
     """
@@ -179,7 +183,9 @@ def retrieve(
     base = transport or httpx.HTTPTransport(verify=verify, cert=cert)
     wrapped = _ProgressTransport(base, progress) if progress is not None else base
     with SoapClient(endpoint, timeout=timeout, transport=wrapped, spool_dir=destination) as client:
-        with client.call(Action.ITI43, build_request(requests), mtom=True) as reply:
+        header = security() if security is not None else None
+        extra = [header] if header is not None else []
+        with client.call(Action.ITI43, build_request(requests), mtom=True, extra_headers=extra) as reply:
             body = reply.body
             status_element = body.find(_REGISTRY_RESPONSE)
             if status_element is None:

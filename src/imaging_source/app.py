@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
 from typing import Final
 
 import anyio.to_thread
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
 from imaging_source.config import SourceSettings
+from imaging_source.consent import ConsentRad69, ConsentWado
 from imaging_source.db import make_engine, upgrade
 from imaging_source.dicomstore import DicomStore
 from imaging_source.feed import RisFeed
@@ -31,11 +34,22 @@ from imaging_source.transcode import Transcoder
 from imaging_source.wado import WadoEndpoint
 from imaging_source.worker import runner_from_settings
 from xds.hl7.mllp import MllpServer, serve_mllp
-from xds.http.server import SoapService, run_server, soap_routes
+from xds.http.server import Handler, SoapService, run_server, soap_routes
+from xds.security.gate import RetrievalGate, load_trusted_certificate, utc_now
+from xds.settings import SettingsError
 from xds.vocabulary import Action
 from xds.wsdl import IMAGING_DOCUMENT_SOURCE, WsdlProvider
 
-__all__ = ["PATH", "WADO_PATH", "EdgeServices", "build_source_app", "describe_endpoints", "open_store", "serve_source"]
+__all__ = [
+    "PATH",
+    "WADO_PATH",
+    "EdgeServices",
+    "build_source_app",
+    "consent_gate",
+    "describe_endpoints",
+    "open_store",
+    "serve_source",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +66,30 @@ def open_store(settings: SourceSettings, *, engine: Engine | None = None) -> Dic
     return DicomStore(settings.store_dir(), engine, fsync=settings.fsync)
 
 
-def source_service(source: ImagingDocumentSource, *, settings: SourceSettings) -> SoapService:
-    """The SOAP endpoint of the Imaging Document Source (RAD TF-3 §4.69)."""
+def consent_gate(settings: SourceSettings, *, clock: Callable[[], datetime] = utc_now) -> RetrievalGate | None:
+    """The retrieval gate of the ``consent`` policy (None for ``open``), trusting the configured
+    token certificate."""
+    if settings.access_policy != "consent":
+        return None
+    assert settings.trusted_token_cert is not None  # SourceSettings checks it
+    try:
+        certificate = load_trusted_certificate(settings.trusted_token_cert)
+    except ValueError as exc:
+        raise SettingsError(f"trusted_token_cert: {exc}") from None
+    return RetrievalGate(certificate, audience=settings.token_audience, clock=clock)
+
+
+def source_service(
+    source: ImagingDocumentSource, *, settings: SourceSettings, gate: RetrievalGate | None = None
+) -> SoapService:
+    """The SOAP endpoint of the Imaging Document Source (RAD TF-3 §4.69); with ``gate``, RAD-69
+    goes through it (DESIGN §4: one component in front of the retrieve code)."""
+    retrieve: Handler = source.retrieve
+    if gate is not None:
+        retrieve = ConsentRad69(gate, source_id=settings.source_id).wrap(retrieve)
     return SoapService(
         path=PATH,
-        handlers={Action.RAD69: source.retrieve},
+        handlers={Action.RAD69: retrieve},
         wsdl=WsdlProvider(IMAGING_DOCUMENT_SOURCE, schema_dir=settings.schemas),
         name="ImagingDocumentSource",
     )
@@ -70,6 +103,7 @@ def build_source_app(
     extra_routes: Sequence[BaseRoute] = (),
     ris_feed: RisFeed | None = None,
     run_services: bool = False,
+    clock: Callable[[], datetime] = utc_now,
 ) -> Starlette:
     """The Edge Server's ASGI app: RAD-69 at :data:`PATH`, WADO-URI at :data:`WADO_PATH`.
 
@@ -77,7 +111,9 @@ def build_source_app(
     MLLP listener (HL7 v2 ORU^R01 / ORM^O01). With ``run_services`` it runs the whole Edge
     Server: the intake, the Storage SCP (unless ``dicom_port`` is 0), the share-job runner and,
     unless ``mllp_port`` is 0, the RIS feed; so one process (``xds source serve`` or ``xds up``)
-    needs nothing but this app."""
+    needs nothing but this app. In the ``consent`` access policy RAD-69 and WADO-URI go through
+    the consent gate; ``clock`` is what it checks assertion lifetimes against."""
+    gate = consent_gate(settings, clock=clock)
     store = store or open_store(settings)
     if run_services and ris_feed is None and settings.mllp_port:
         ris_feed = RisFeed(ReportBook(store.engine))
@@ -110,13 +146,16 @@ def build_source_app(
 
     routes: list[BaseRoute] = list(
         soap_routes(
-            services=[source_service(source, settings=settings)],
+            services=[source_service(source, settings=settings, gate=gate)],
             spool_dir=store.root / "spool",
             max_envelope_bytes=settings.max_envelope_bytes,
             max_body_bytes=settings.max_envelope_bytes,
         )
     )
-    routes.append(Route(WADO_PATH, endpoint=WadoEndpoint(store, transcoder), methods=["GET", "HEAD"]))
+    wado: ASGIApp = WadoEndpoint(store, transcoder)
+    if gate is not None:
+        wado = ConsentWado(wado, gate)
+    routes.append(Route(WADO_PATH, endpoint=wado, methods=["GET", "HEAD"]))
     routes.extend(extra_routes)
     return Starlette(routes=routes, lifespan=lifespan)
 
@@ -129,6 +168,8 @@ def describe_endpoints(settings: SourceSettings) -> list[str]:
         f"WADO-URI (RAD-55):                {base}{WADO_PATH}",
         f"repositoryUniqueId (Retrieve Location UID) {settings.source_id}",
         f"DICOM instances in {settings.store_dir().resolve()}",
+        f"access policy {settings.access_policy}"
+        + (f" (assertions for {settings.token_audience}, signed by {settings.trusted_token_cert})" if settings.access_policy == "consent" else ""),
     ]
     if settings.dicom_port:
         lines.append(f"DICOM Storage SCP {settings.ae_title} on {settings.dicom_host}:{settings.dicom_port}")

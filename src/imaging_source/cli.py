@@ -60,6 +60,9 @@ def source() -> None:
 @click.option("--repository-url", help="Document Repository that receives RAD-68 [default: http://127.0.0.1:8020/repository]")
 @click.option("--codes", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Affinity-domain code set (codes.xml) the RAD-68 codes are checked against")
 @click.option("--release-delay-hours", type=float, help="Routine release: hours after the final report [default: 72]")
+@click.option("--access-policy", type=click.Choice(["open", "consent"]), help="open: any client; consent: RAD-69 and WADO need the registry's SAML assertion [default: open]")
+@click.option("--trusted-token-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The registry's token-signing certificate, PEM (its /consent/certificate)")
+@click.option("--token-audience", help="This source's audience in the assertions [default: the registry's default]")
 def serve(config: Path | None, **flags: object) -> None:
     """Run the Edge Server: RAD-69 and WADO over HTTP, the DICOM Storage SCP, the HL7 report
     feed and the share-job runner (RAD-68 to the repository)."""

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Final
 
 from xds import db
+from xds.settings import SettingsError
+from xds.vocabulary import CONSENT_TOKEN_AUDIENCE
 
 #: repositoryUniqueId of an Imaging Document Source nobody configured: an OID under the UUID arc
 #: (2.25), fixed so a default installation keeps its identity. It is the Retrieve Location UID
@@ -96,6 +98,20 @@ class SourceSettings:
     # -- RIS feed (HL7 v2 ORU^R01 / ORM^O01 over MLLP: imaging_source.feed); port 0 disables it.
     mllp_host: str = "127.0.0.1"
     mllp_port: int = 2576
+    # -- consent (DESIGN §4) ---------------------------------------------------------------------
+    # "open": any client retrieves anything; "consent": RAD-69 needs the registry's SAML assertion
+    # in wsse:Security, WADO-URI in "Authorization: SAML <base64>", and only studies of its scope.
+    access_policy: str = "open"
+    # The registry's token-signing certificate (PEM; its GET /consent/certificate), for "consent".
+    trusted_token_cert: Path | None = None
+    # This source's name in the assertions' AudienceRestriction (the registry's token_audience).
+    token_audience: str = CONSENT_TOKEN_AUDIENCE
+
+    def __post_init__(self) -> None:
+        if self.access_policy not in ("open", "consent"):
+            raise SettingsError(f"access_policy must be 'open' or 'consent', not {self.access_policy!r}")
+        if self.access_policy == "consent" and self.trusted_token_cert is None:
+            raise SettingsError("access_policy 'consent' needs trusted_token_cert (the registry's certificate, PEM)")
 
     def database_url(self) -> str:
         return self.db or sqlite_url(self.data_dir)

@@ -28,6 +28,7 @@ Public API::
     Planned(request, instance, transfer_syntax, content_id)
     parse_request(element) -> tuple[Rad69Request, list[RegistryError]]
     plan(request, *, source_id, instances, choose, new_content_id) -> tuple[list[Planned], list[RegistryError]]
+    unknown_instance_error(uid) -> RegistryError
     response_status(planned, errors) -> str
     build_response(planned, errors) -> etree._Element
 """
@@ -57,6 +58,7 @@ __all__ = [
     "parse_request",
     "plan",
     "response_status",
+    "unknown_instance_error",
 ]
 
 REQUEST: Final = qname(NS_XDSI, "RetrieveImagingDocumentSetRequest")
@@ -167,6 +169,12 @@ def parse_request(element: etree._Element) -> tuple[Rad69Request, list[RegistryE
     return Rad69Request(tuple(documents), syntaxes), errors
 
 
+def unknown_instance_error(uid: str) -> RegistryError:
+    """RAD TF-3 §4.69.4.2.3 (ITI TF-2b §3.43.4.1.3): the answer for an instance this source
+    does not hold (NIST 4811 case 02); location = the SOP Instance UID (RAD69-019)."""
+    return RegistryError(ErrorCode.DOCUMENT_UNIQUE_ID_ERROR, f"SOP Instance {uid} is not available here", uid)
+
+
 def plan(
     request: Rad69Request,
     *,
@@ -210,7 +218,7 @@ def plan(
         stored = instances.get(uid)
         # Cases 02-04: unknown, or not in the study / series it was asked under.
         if stored is None:
-            errors.append(RegistryError(ErrorCode.DOCUMENT_UNIQUE_ID_ERROR, f"SOP Instance {uid} is not available here", uid))
+            errors.append(unknown_instance_error(uid))
             continue
         if stored.study_uid != doc.study_uid:
             errors.append(

@@ -35,9 +35,11 @@ from imaging_source.dicomstore import DicomStore
 from imaging_source.transcode import Transcoder
 from xds.vocabulary import MIME_DICOM
 
-__all__ = ["WadoEndpoint", "WadoError", "WadoQuery", "parse_wado_query"]
+__all__ = ["NOT_FOUND_REASON", "WadoEndpoint", "WadoError", "WadoQuery", "parse_wado_query"]
 
 _REQUIRED: Final = ("studyUID", "seriesUID", "objectUID")
+#: The reason of every 404 for an object this source does not hold (or will not show).
+NOT_FOUND_REASON: Final = "no such object in that series and study"
 _AS_STORED: Final = "*"
 
 
@@ -116,7 +118,7 @@ class WadoEndpoint:
             query = parse_wado_query(request.query_params)
             stored = await anyio.to_thread.run_sync(self.store.instance, query.object_uid)
             if stored is None or stored.series_uid != query.series_uid or stored.study_uid != query.study_uid:
-                raise WadoError(404, "no such object in that series and study")
+                raise WadoError(404, NOT_FOUND_REASON)
             if query.transfer_syntax == _AS_STORED:
                 target = stored.transfer_syntax
             else:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from registry.store.db import sqlite_url
 from xds.settings import SettingsError
+from xds.vocabulary import CONSENT_TOKEN_AUDIENCE
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,7 +43,7 @@ class RegistrySettings:
     signing_key: Path | None = None
     signing_cert: Path | None = None
     # Audience (SAML Core §2.5.1.4) and Issuer of the assertions: the affinity domain's services.
-    token_audience: str = "urn:imageshare:xds:affinity-domain"
+    token_audience: str = CONSENT_TOKEN_AUDIENCE
     token_issuer: str = "urn:imageshare:xds:registry"
     # DESIGN §4: institutions that see everything without a token in the consent policy, by the
     # client certificate of a mutual-TLS connection: subject DNs (RFC 4514) or SHA-256

@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
 from dataclasses import fields
 from typing import Final
 
@@ -22,16 +23,19 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from repository.config import RepositorySettings
+from repository.consent import ConsentRetrieve
 from repository.db import make_engine, upgrade
 from repository.reconcile import Reconciler
 from repository.service import DocumentRepository, Timing
 from repository.store import DocumentStore
 from xds.http.client import AsyncSoapClient
-from xds.http.server import SoapService, run_server, soap_routes
+from xds.http.server import Handler, SoapService, run_server, soap_routes
+from xds.security.gate import RetrievalGate, load_trusted_certificate, utc_now
+from xds.settings import SettingsError
 from xds.vocabulary import Action
 from xds.wsdl import DOCUMENT_REPOSITORY, WsdlProvider
 
-__all__ = ["PATH", "build_repository_app", "describe_endpoints", "repository_service", "serve_repository"]
+__all__ = ["PATH", "build_repository_app", "consent_gate", "describe_endpoints", "repository_service", "serve_repository"]
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +50,30 @@ def timing_for(settings: RepositorySettings) -> Timing:
     return Timing(call_deadline=call, lease=2 * call + 60, grace=settings.pending_grace)
 
 
-def repository_service(repository: DocumentRepository, *, settings: RepositorySettings) -> SoapService:
-    """The SOAP endpoint of the Document Repository."""
+def consent_gate(settings: RepositorySettings, *, clock: Callable[[], datetime] = utc_now) -> RetrievalGate | None:
+    """The retrieval gate of the ``consent`` policy (None for ``open``), trusting the configured
+    token certificate."""
+    if settings.access_policy != "consent":
+        return None
+    assert settings.trusted_token_cert is not None  # RepositorySettings checks it
+    try:
+        certificate = load_trusted_certificate(settings.trusted_token_cert)
+    except ValueError as exc:
+        raise SettingsError(f"trusted_token_cert: {exc}") from None
+    return RetrievalGate(certificate, audience=settings.token_audience, clock=clock)
+
+
+def repository_service(
+    repository: DocumentRepository, *, settings: RepositorySettings, gate: RetrievalGate | None = None
+) -> SoapService:
+    """The SOAP endpoint of the Document Repository; with ``gate``, ITI-43 goes through it
+    (DESIGN §4: one component in front of the retrieve code)."""
+    retrieve: Handler = repository.retrieve
+    if gate is not None:
+        retrieve = ConsentRetrieve(gate, repository_id=settings.repository_id).wrap(retrieve)
     return SoapService(
         path=PATH,
-        handlers={Action.ITI41: repository.provide_and_register, Action.ITI43: repository.retrieve},
+        handlers={Action.ITI41: repository.provide_and_register, Action.ITI43: retrieve},
         wsdl=WsdlProvider(DOCUMENT_REPOSITORY, schema_dir=settings.schemas),
         name="DocumentRepository",
     )
@@ -61,10 +84,13 @@ def build_repository_app(
     *,
     engine: Engine | None = None,
     extra_routes: Sequence[BaseRoute] = (),
+    clock: Callable[[], datetime] = utc_now,
 ) -> Starlette:
     """The repository's ASGI app. Its lifespan opens the registry client, sweeps leftovers of
     crashed processes, and reconciles interrupted submissions at once and then every
-    ``reconcile_interval`` seconds, in the background."""
+    ``reconcile_interval`` seconds, in the background. ``clock`` is what the consent gate
+    checks assertion lifetimes against."""
+    gate = consent_gate(settings, clock=clock)
     engine = engine or make_engine(settings.database_url())
     upgrade(engine)
     store = DocumentStore(settings.store_dir(), engine)
@@ -103,7 +129,7 @@ def build_repository_app(
 
     routes: list[BaseRoute] = list(
         soap_routes(
-            services=[repository_service(repository, settings=settings)],
+            services=[repository_service(repository, settings=settings, gate=gate)],
             spool_dir=store.spool_dir,
             max_body_bytes=settings.max_body_bytes,
             max_envelope_bytes=settings.max_envelope_bytes,
@@ -135,6 +161,8 @@ def describe_endpoints(settings: RepositorySettings) -> list[str]:
         f"WSDL:                                                         {base}?wsdl",
         f"repositoryUniqueId {settings.repository_id}; registry {settings.registry}",
         f"documents in {settings.store_dir().resolve()}",
+        f"access policy {settings.access_policy}"
+        + (f" (assertions for {settings.token_audience}, signed by {settings.trusted_token_cert})" if settings.access_policy == "consent" else ""),
     ]
 
 

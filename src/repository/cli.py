@@ -44,6 +44,9 @@ def repository() -> None:
 @click.option("--registry-timeout", type=float, help="Seconds per connect/read/write to the registry [default: 60]")
 @click.option("--max-body-bytes", type=int, help="Largest ITI-41 request [default: 8 GiB]")
 @click.option("--workers", type=int, help="Worker processes [default: 1]")
+@click.option("--access-policy", type=click.Choice(["open", "consent"]), help="open: plain XDS.b; consent: ITI-43 needs the registry's SAML assertion [default: open]")
+@click.option("--trusted-token-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The registry's token-signing certificate, PEM (its /consent/certificate)")
+@click.option("--token-audience", help="This repository's audience in the assertions [default: the registry's default]")
 def serve(config: Path | None, **flags: object) -> None:
     """Run the Document Repository (HTTP SOAP endpoint)."""
     from repository.app import serve_repository

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Final
 
 from repository.db import sqlite_url
+from xds.settings import SettingsError
+from xds.vocabulary import CONSENT_TOKEN_AUDIENCE
 
 #: A repositoryUniqueId for a repository nobody configured: an OID under the UUID arc (2.25),
 #: fixed so a default installation keeps its identity across restarts. Configure your own.
@@ -43,6 +45,19 @@ class RepositorySettings:
     reconcile_interval: float = 60.0
     workers: int = 1
     log_level: str = "info"
+    # DESIGN §4: "open" (plain XDS.b: any admitted client retrieves anything) or "consent" (ITI-43
+    # needs the registry's SAML assertion and returns only the documents of its scope).
+    access_policy: str = "open"
+    # The registry's token-signing certificate (PEM; its GET /consent/certificate), for "consent".
+    trusted_token_cert: Path | None = None
+    # This repository's name in the assertions' AudienceRestriction (the registry's token_audience).
+    token_audience: str = CONSENT_TOKEN_AUDIENCE
+
+    def __post_init__(self) -> None:
+        if self.access_policy not in ("open", "consent"):
+            raise SettingsError(f"access_policy must be 'open' or 'consent', not {self.access_policy!r}")
+        if self.access_policy == "consent" and self.trusted_token_cert is None:
+            raise SettingsError("access_policy 'consent' needs trusted_token_cert (the registry's certificate, PEM)")
 
     def database_url(self) -> str:
         return self.db or sqlite_url(self.data_dir)

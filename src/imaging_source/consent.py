@@ -1,0 +1,190 @@
+"""The consent policy at the Edge Server (DESIGN §4 "Gate"): one component wrapped around the
+RAD-69 handler and one around the WADO-URI endpoint; the retrieve code knows nothing of consent.
+
+RAD-69: the gate (:class:`xds.security.gate.RetrievalGate`) verifies the assertion in the
+``wsse:Security`` header locally and yields its scope. Every ``xdsi:StudyRequest`` whose
+studyInstanceUID is not a study of the scope is taken out of the request before the handler
+sees it, so none of its instances is looked up, and each of its DocumentRequests is answered
+exactly as an instance this source does not hold (RAD TF-3 §4.69.4.2.3, ITI TF-2b
+§3.43.4.1.3: ``XDSDocumentUniqueIdError``, location = the SOP Instance UID, the same
+codeContext): nobody learns whether it exists. The rest is retrieved as usual; a mix is
+PartialSuccess (RAD69-003). Every other ``XDSDocumentUniqueIdError`` of the answer is worded as
+for an unknown instance too: "not in study X" for an instance of another study named under a
+study in scope would otherwise tell that it exists.
+
+WADO-URI (RAD-55) is plain HTTP GET and has no SOAP header, so the assertion travels in the
+``Authorization`` header as ``SAML <base64 of the saml:Assertion XML>`` (the token endpoint's
+answer, base64-encoded). Without one, or with one that does not verify, the answer is
+401 with ``WWW-Authenticate: SAML`` (RFC 9110 §11.6.1); an object of a study outside the
+scope answers the 404 of an unknown object.
+
+Public API::
+
+    ConsentRad69(gate, *, source_id)
+        .wrap(handler) -> handler
+    ConsentWado(endpoint, gate)          # an ASGI app wrapping WadoEndpoint
+    AUTH_SCHEME = "SAML"
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from copy import deepcopy
+from dataclasses import replace
+from typing import Final
+
+from lxml import etree
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from imaging_source import rad69
+from imaging_source.wado import NOT_FOUND_REASON, WadoError, parse_wado_query
+from xds.errors import ErrorCode, RegistryError
+from xds.http.server import Handler, SoapRequest, SoapResponse
+from xds.security.gate import RetrievalGate, merge_denied
+from xds.security.saml import GrantScope
+from xds.soap.fault import SoapFault
+from xds.vocabulary import NS_XDS, NS_XDSI, Action
+from xds.xml import parse_xml, qname
+
+__all__ = ["AUTH_SCHEME", "ConsentRad69", "ConsentWado"]
+
+log = logging.getLogger(__name__)
+
+AUTH_SCHEME: Final = "SAML"
+#: Largest Authorization header value accepted (an assertion with a few hundred UIDs).
+MAX_AUTHORIZATION_BYTES: Final = 256 << 10
+_STUDY = qname(NS_XDSI, "StudyRequest")
+_DOCUMENT_REQUEST = qname(NS_XDS, "DocumentRequest")
+_DOCUMENT_ID = qname(NS_XDS, "DocumentUniqueId")
+
+
+def _study_uid(study: etree._Element) -> str:
+    return (study.get("studyInstanceUID") or "").strip()
+
+
+def _outside(study: etree._Element, scope: GrantScope) -> bool:
+    # An empty studyInstanceUID is a request error the handler reports (NIST 4811 cases 05-07).
+    uid = _study_uid(study)
+    return bool(uid) and uid not in scope.study_instance_uids
+
+
+def _as_unknown(error: RegistryError) -> RegistryError:
+    # An instance asked for under a study in scope that lives in another study is "not in study
+    # X" to the handler (NIST 4811 case 03); with a scope that would tell that it exists, so
+    # every XDSDocumentUniqueIdError reads as an unknown instance.
+    if error.code == ErrorCode.DOCUMENT_UNIQUE_ID_ERROR and error.location:
+        return rad69.unknown_instance_error(error.location)
+    return error
+
+
+class ConsentRad69:
+    """RAD-69 behind the consent gate, for the Imaging Document Source ``source_id``."""
+
+    def __init__(self, gate: RetrievalGate, *, source_id: str) -> None:
+        self.gate = gate
+        self.source_id = source_id
+
+    @staticmethod
+    def _split(body: etree._Element, scope: GrantScope) -> tuple[etree._Element, etree._Element] | None:
+        """Copies of ``body`` with only the permitted and only the denied StudyRequests, or None
+        when nothing is denied."""
+        if body.tag != rad69.REQUEST or not any(_outside(s, scope) for s in body.iterfind(_STUDY)):
+            return None
+        permitted, denied = deepcopy(body), deepcopy(body)
+        for study in permitted.findall(_STUDY):
+            if _outside(study, scope):
+                permitted.remove(study)
+        for study in denied.findall(_STUDY):
+            if not _outside(study, scope):
+                denied.remove(study)
+        return permitted, denied
+
+    def _unheld(self, body: etree._Element) -> tuple[rad69.Rad69Request, list[RegistryError]]:
+        """The handler's errors for ``body`` if this source held none of its instances."""
+        parsed, errors = rad69.parse_request(body)
+        _, more = rad69.plan(
+            parsed, source_id=self.source_id, instances={}, choose=lambda _ts, _requested: None, new_content_id=str
+        )
+        return parsed, [*errors, *more]
+
+    def wrap(self, handler: Handler) -> Handler:
+        """``handler`` with the gate in front (see the module documentation)."""
+
+        async def gated(request: SoapRequest) -> SoapResponse:
+            scope = self.gate.authorize(request)
+            body = request.body
+            order = [(d.findtext(_DOCUMENT_ID) or "").strip() for d in body.iter(_DOCUMENT_REQUEST)]
+            split = self._split(body, scope)
+            if split is None:
+                return merge_denied(await handler(request), [], order=order, reword=_as_unknown)
+            permitted, denied = split
+            if permitted.find(_STUDY) is None:
+                # Nothing to look up: the answer of a source that holds none of these instances.
+                _, errors = self._unheld(body)
+                log.info("RAD-69: every requested study is outside the consent scope")
+                # RAD TF-3 §4.69.4.2: the response is MTOM.
+                return SoapResponse(action=Action.RAD69_RESPONSE, body=rad69.build_response([], errors), mtom=True)
+            reply = await handler(replace(request, envelope=replace(request.envelope, body=permitted)))
+            _, refused = self._unheld(denied)
+            log.info("RAD-69: %d requested study(ies) outside the consent scope", len(denied.findall(_STUDY)))
+            return merge_denied(reply, refused, order=order, reword=_as_unknown)
+
+        return gated
+
+
+def _assertion_from_header(value: str) -> etree._Element | None:
+    """The assertion of an ``Authorization: SAML <base64>`` value, or None when malformed."""
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != AUTH_SCHEME.lower() or not token.strip() or len(token) > MAX_AUTHORIZATION_BYTES:
+        return None
+    try:
+        data = base64.b64decode(token.strip(), validate=True)
+        return parse_xml(data)
+    except (binascii.Error, ValueError):  # XmlError is a ValueError
+        return None
+
+
+class ConsentWado:
+    """The WADO-URI endpoint behind the consent gate (see the module documentation)."""
+
+    def __init__(self, endpoint: ASGIApp, gate: RetrievalGate) -> None:
+        self.endpoint = endpoint
+        self.gate = gate
+
+    @staticmethod
+    def _unauthorized(reason: str) -> Response:
+        # RFC 9110 §15.5.2 / §11.6.1: 401 names the scheme that would be accepted.
+        return PlainTextResponse(reason + "\n", status_code=401, headers={"www-authenticate": f'{AUTH_SCHEME} realm="xds"'})
+
+    def _check(self, request: Request) -> Response | None:
+        """None when the request may go on to the endpoint, else the refusal to send."""
+        header = request.headers.get("authorization")
+        if header is None:
+            return self._unauthorized("this service requires the consent token: Authorization: SAML <base64 assertion>")
+        assertion = _assertion_from_header(header)
+        if assertion is None:
+            return self._unauthorized("the Authorization header is not SAML <base64 of a SAML assertion>")
+        try:
+            scope = self.gate.authorize_assertion(assertion)
+        except SoapFault as fault:
+            return self._unauthorized(fault.reason)
+        try:
+            query = parse_wado_query(request.query_params)
+        except WadoError:
+            return None  # the endpoint answers the malformed request (it names no object)
+        if query.study_uid not in scope.study_instance_uids:
+            # The answer of an unknown object (no existence leak).
+            return PlainTextResponse(NOT_FOUND_REASON + "\n", status_code=404)
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        refusal = self._check(request) if request.method in ("GET", "HEAD") else None
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        await self.endpoint(scope, receive, send)

@@ -1,0 +1,218 @@
+"""The consent gate of the retrieve transactions (DESIGN §4 "Gate"): ITI-43 at the Document
+Repository and RAD-69 at the Imaging Document Source.
+
+Both actors hold no grants, so the gate decides from the request alone, with no database call:
+the SAML 2.0 assertion the registry's token endpoint issued must ride in the ``wsse:Security``
+header (WSS SAML Token Profile 1.1 §3.3; IHE XUA, ITI TF-2b §3.40.4.1), its signature must
+verify with the registry's certificate the actor was configured to trust, ``now`` must lie in its
+validity window, and the actor must be its audience. What it lets its bearer see is the
+:class:`~xds.security.saml.GrantScope` it carries.
+
+Faults (OASIS WSS SOAP Message Security 1.1 §12, Tables 4 and 5; SOAP 1.2 Part 1 §5.4.6: code
+``env:Sender``, the WSS fault QName as subcode), the same mapping the registry's ITI-18 gate uses:
+
+=====================================================  ==========================================
+no Security header, or one without an assertion        ``wsse:FailedAuthentication``
+a UsernameToken (code and PIN need the registry)       ``wsse:UnsupportedSecurityToken``
+Security header malformed (two of them, two tokens)    ``wsse:InvalidSecurity``
+assertion malformed, expired, not yet valid, for       ``wsse:InvalidSecurityToken``
+another audience
+signature missing, altered, or by another key          ``wsse:FailedCheck`` (WSS SAML Token
+                                                       Profile 1.1 §3.6)
+=====================================================  ==========================================
+
+What is *inside* the scope is the actor's business; :func:`merge_denied` is the shared last step:
+the requests the scope does not cover are answered ``XDSDocumentUniqueIdError`` exactly as an
+unknown document is (no existence leak), merged into the actor's answer for the rest, with the
+status recomputed (ITI TF-2b §3.43.4.2.3: PartialSuccess when some documents are returned).
+
+Public API::
+
+    RetrievalGate(trusted_cert_pem, *, audience, clock=utc_now, skew=DEFAULT_SKEW)
+        .authorize(request: SoapRequest) -> GrantScope          # raises SoapFault
+        .authorize_assertion(assertion: etree._Element) -> GrantScope
+    load_trusted_certificate(path) -> bytes                      # raises ValueError
+    assertion_fault(exc: InvalidAssertion) -> SoapFault
+    merge_denied(reply, denied, *, order, reword=None) -> SoapResponse
+    retrieve_status(returned, errors) -> str
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from lxml import etree
+
+from xds.errors import RegistryError
+from xds.http.server import SoapRequest, SoapResponse
+from xds.metadata.responses import build_registry_response, parse_registry_errors
+from xds.security.saml import (
+    DEFAULT_SKEW,
+    AssertionExpired,
+    AssertionNotYetValid,
+    AudienceMismatch,
+    GrantScope,
+    InvalidAssertion,
+    SignatureInvalid,
+    verify_assertion,
+)
+from xds.security.wss import SamlToken, UsernameToken, WsSecurityError, find_token
+from xds.soap.fault import FaultCode, SoapFault
+from xds.vocabulary import NS_RS, NS_XDS, ResponseStatus, WssFault
+from xds.xml import qname
+
+__all__ = [
+    "RetrievalGate",
+    "assertion_fault",
+    "load_trusted_certificate",
+    "merge_denied",
+    "retrieve_status",
+    "utc_now",
+]
+
+log = logging.getLogger(__name__)
+
+_REGISTRY_RESPONSE = qname(NS_RS, "RegistryResponse")
+_DOCUMENT_RESPONSE = qname(NS_XDS, "DocumentResponse")
+
+
+def utc_now() -> datetime:
+    """The system clock, timezone-aware (the default clock of the gate)."""
+    return datetime.now(UTC)
+
+
+def _fault(subcode: str, reason: str) -> SoapFault:
+    # WSS 1.1 §12: with SOAP 1.2 the security fault QName is the Subcode of env:Sender.
+    return SoapFault(FaultCode.SENDER, reason, subcode=subcode)
+
+
+def assertion_fault(exc: InvalidAssertion) -> SoapFault:
+    """The SOAP fault for an assertion that must not be trusted (reasons never echo its content)."""
+    # WSS SAML Token Profile 1.1 §3.6: a signature within the assertion that is invalid is
+    # wsse:FailedCheck; any other unacceptable assertion is wsse:InvalidSecurityToken (WSS 1.1 §12).
+    if isinstance(exc, SignatureInvalid):
+        return _fault(WssFault.FAILED_CHECK, "the SAML assertion's signature does not verify with the trusted token certificate")
+    if isinstance(exc, AssertionExpired):
+        return _fault(WssFault.INVALID_SECURITY_TOKEN, "the SAML assertion has expired")
+    if isinstance(exc, AssertionNotYetValid):
+        return _fault(WssFault.INVALID_SECURITY_TOKEN, "the SAML assertion is not valid yet")
+    if isinstance(exc, AudienceMismatch):
+        return _fault(WssFault.INVALID_SECURITY_TOKEN, "the SAML assertion is not meant for this service (audience)")
+    return _fault(WssFault.INVALID_SECURITY_TOKEN, "the SAML assertion is malformed")
+
+
+def load_trusted_certificate(path: Path) -> bytes:
+    """The PEM certificate at ``path`` (the registry's ``GET /consent/certificate``), checked."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"the trusted token certificate cannot be read: {exc}") from None
+    try:
+        x509.load_pem_x509_certificate(data)
+    except ValueError:
+        raise ValueError(f"{path} is not a PEM X.509 certificate") from None
+    return data
+
+
+class RetrievalGate:
+    """Verifies the consent token of a retrieve request locally and returns its scope.
+
+    ``trusted_cert_pem`` is the token issuer's (the registry's) certificate; ``audience`` the
+    name this service answers to in the assertion's AudienceRestriction; ``clock`` what "now" is.
+    """
+
+    def __init__(
+        self,
+        trusted_cert_pem: bytes,
+        *,
+        audience: str,
+        clock: Callable[[], datetime] = utc_now,
+        skew: timedelta = DEFAULT_SKEW,
+    ) -> None:
+        if not audience:
+            raise ValueError("the gate needs the audience this service answers to")
+        try:
+            x509.load_pem_x509_certificate(trusted_cert_pem)
+        except ValueError:
+            raise ValueError("the trusted token certificate is not a PEM X.509 certificate") from None
+        self.trusted_cert = trusted_cert_pem
+        self.audience = audience
+        self.clock = clock
+        self.skew = skew
+
+    def authorize(self, request: SoapRequest) -> GrantScope:
+        """The scope of the request's assertion; a :class:`SoapFault` when there is none to trust."""
+        try:
+            token = find_token(request.headers)
+        except WsSecurityError as exc:
+            # WSS 1.1 §12 Table 4: an error processing the wsse:Security header.
+            raise _fault(WssFault.INVALID_SECURITY, str(exc)) from None
+        if token is None:
+            # WSS 1.1 §12 Table 5: the request cannot be authorized without a token.
+            raise _fault(WssFault.FAILED_AUTHENTICATION, "this service requires the consent token (a SAML assertion in wsse:Security)")
+        if isinstance(token, UsernameToken):
+            # Only the registry holds the grants that code and PIN are checked against.
+            raise _fault(
+                WssFault.UNSUPPORTED_SECURITY_TOKEN,
+                "a UsernameToken is not accepted here; present the SAML assertion of the registry's token endpoint",
+            )
+        assert isinstance(token, SamlToken)
+        return self.authorize_assertion(token.assertion)
+
+    def authorize_assertion(self, assertion: etree._Element) -> GrantScope:
+        """Verify ``assertion`` (signature, validity window, audience) and return its scope."""
+        try:
+            verified = verify_assertion(
+                assertion, trusted_cert=self.trusted_cert, audience=self.audience, now=self.clock(), skew=self.skew
+            )
+        except InvalidAssertion as exc:
+            log.info("consent token refused: %s", type(exc).__name__)
+            raise assertion_fault(exc) from None
+        return verified.scope
+
+
+# -- answering the part outside the scope ------------------------------------------------------------
+def retrieve_status(returned: int, errors: Sequence[RegistryError]) -> str:
+    """ITI TF-2b §3.43.4.2.3 (RAD69-003): Success when everything asked for is returned,
+    PartialSuccess when some of it is, Failure when none is."""
+    if not returned:
+        return ResponseStatus.FAILURE
+    if any(e.is_error for e in errors):
+        return ResponseStatus.PARTIAL_SUCCESS
+    return ResponseStatus.SUCCESS
+
+
+def merge_denied(
+    reply: SoapResponse,
+    denied: Sequence[RegistryError],
+    *,
+    order: Sequence[str],
+    reword: Callable[[RegistryError], RegistryError] | None = None,
+) -> SoapResponse:
+    """``reply`` (an ``xds:RetrieveDocumentSetResponse``) with the ``denied`` errors added.
+
+    ``reword`` may replace each of the reply's own errors (to word every "not available" the
+    same way). An error the reply already holds is not repeated (a request-level finding both
+    halves made); the errors are put in the order of the requested uniqueIds ``order``
+    (request-level ones first), as the actor lists them, so the answer reads like one that was
+    never split; the status is recomputed from the DocumentResponses the reply holds.
+    """
+    body = reply.body
+    old = body.find(_REGISTRY_RESPONSE)
+    if old is None:
+        raise ValueError("the reply has no rs:RegistryResponse")
+    errors = list(parse_registry_errors(old))
+    if reword is not None:
+        errors = [reword(e) for e in errors]
+    errors.extend(e for e in denied if e not in errors)
+    position = {uid: i for i, uid in reversed(list(enumerate(order)))}
+    errors.sort(key=lambda e: position.get(e.location, -1))
+    returned = len(body.findall(_DOCUMENT_RESPONSE))
+    fresh = build_registry_response(errors, status=retrieve_status(returned, errors))
+    body.replace(old, fresh)
+    return replace(reply, body=body)
