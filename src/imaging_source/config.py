@@ -106,6 +106,12 @@ class SourceSettings:
     trusted_token_cert: Path | None = None
     # This source's name in the assertions' AudienceRestriction (the registry's token_audience).
     token_audience: str = CONSENT_TOKEN_AUDIENCE
+    # -- enrolment and grant sync (DESIGN §4: imaging_source.enrol, grant_client) ----------------
+    # The registry's grant API (registry.consent_http) and its bearer key; no key = no grant sync.
+    grant_api_url: str = "http://127.0.0.1:8010/consent"
+    grant_api_key: str | None = None
+    # Where patients use their access code (printed on the code sheet).
+    portal_url: str = "http://127.0.0.1:8040/"
 
     def __post_init__(self) -> None:
         if self.access_policy not in ("open", "consent"):

@@ -225,3 +225,31 @@ order = Table(
     Column("updated", Float, nullable=False),
 )
 Index("ix_imaging_order_patient_id", order.c.patient_id, order.c.issuer)
+
+# -- consent grants (DESIGN §4; imaging_source.enrol) -----------------------------------------
+# The registry holds the grant (code hash, PIN hash, exams); the Edge Server keeps only which
+# grant is whose, never the code or the PIN.
+grant = Table(
+    "imaging_grant",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("patient_id", String(64), nullable=False),  # (0010,0020), the department MRN
+    Column("issuer", String(64), nullable=False, default=""),  # (0010,0021)
+    Column("grant_id", String(64), nullable=False, unique=True),  # the registry's grant
+    Column("affinity_patient_id", String(256), nullable=False),  # the grant's patientId (CX)
+    Column("expires", Float, nullable=True),
+    Column("created", Float, nullable=False),
+    UniqueConstraint("patient_id", "issuer", name="uq_imaging_grant_patient_id_issuer"),
+)
+
+# Done share jobs whose exam is not yet on the patient's grant (the grant API was down).
+grant_pending = Table(
+    "imaging_grant_pending",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("job_ref", _ID, ForeignKey("imaging_job.id"), nullable=False, unique=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt", Float, nullable=True),  # None: given up (the registry refused)
+    Column("last_error", String(2000), nullable=False, default=""),
+    Column("created", Float, nullable=False),
+)

@@ -83,13 +83,10 @@ from xds.http.server import Handler, SoapRequest, SoapResponse
 from xds.metadata.responses import build_adhoc_query_response
 from xds.query import StoredQuery, parse_query
 from xds.security.accesscode import AccessCodeError
+from xds.security.gate import assertion_fault
 from xds.security.saml import (
-    AssertionExpired,
-    AssertionNotYetValid,
-    AudienceMismatch,
     GrantScope,
     InvalidAssertion,
-    SignatureInvalid,
     verify_assertion,
 )
 from xds.security.wss import SECURITY, SamlToken, UsernameToken, WsSecurityError, find_token
@@ -252,20 +249,6 @@ def _unsupported_token(headers: Sequence[etree._Element]) -> bool:
         ):
             return True
     return False
-
-
-def _assertion_fault(exc: InvalidAssertion) -> SoapFault:
-    # WSS SAML Token Profile 1.1 §3.6: a signature within the assertion that does not verify is
-    # wsse:FailedCheck; any other unacceptable assertion is wsse:InvalidSecurityToken (WSS 1.1 §12).
-    if isinstance(exc, SignatureInvalid):
-        return _fault(WssFault.FAILED_CHECK, "the SAML assertion's signature does not verify with this registry's certificate")
-    if isinstance(exc, AssertionExpired):
-        return _fault(WssFault.INVALID_SECURITY_TOKEN, "the SAML assertion has expired")
-    if isinstance(exc, AssertionNotYetValid):
-        return _fault(WssFault.INVALID_SECURITY_TOKEN, "the SAML assertion is not valid yet")
-    if isinstance(exc, AudienceMismatch):
-        return _fault(WssFault.INVALID_SECURITY_TOKEN, "the SAML assertion is not meant for this registry (audience)")
-    return _fault(WssFault.INVALID_SECURITY_TOKEN, "the SAML assertion is malformed")
 
 
 def _patients(query: StoredQuery) -> set[str]:
@@ -481,7 +464,7 @@ class ConsentGate:
         try:
             verified = verify_assertion(token.assertion, trusted_cert=self.trusted_cert, audience=self.audience, now=now)
         except InvalidAssertion as exc:
-            raise _assertion_fault(exc) from None
+            raise assertion_fault(exc) from None
         # The registry holds the grants, so it checks what a repository cannot: the grant is
         # still in force, and the scope is what the grant permits now.
         try:
