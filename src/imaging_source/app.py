@@ -35,8 +35,7 @@ from imaging_source.wado import WadoEndpoint
 from imaging_source.worker import runner_from_settings
 from xds.hl7.mllp import MllpServer, serve_mllp
 from xds.http.server import Handler, SoapService, run_server, soap_routes
-from xds.security.gate import RetrievalGate, load_trusted_certificate, utc_now
-from xds.settings import SettingsError
+from xds.security.gate import RetrievalGate, gate_for_policy, utc_now
 from xds.vocabulary import Action
 from xds.wsdl import IMAGING_DOCUMENT_SOURCE, WsdlProvider
 
@@ -67,16 +66,10 @@ def open_store(settings: SourceSettings, *, engine: Engine | None = None) -> Dic
 
 
 def consent_gate(settings: SourceSettings, *, clock: Callable[[], datetime] = utc_now) -> RetrievalGate | None:
-    """The retrieval gate of the ``consent`` policy (None for ``open``), trusting the configured
-    token certificate."""
-    if settings.access_policy != "consent":
-        return None
-    assert settings.trusted_token_cert is not None  # SourceSettings checks it
-    try:
-        certificate = load_trusted_certificate(settings.trusted_token_cert)
-    except ValueError as exc:
-        raise SettingsError(f"trusted_token_cert: {exc}") from None
-    return RetrievalGate(certificate, audience=settings.token_audience, clock=clock)
+    """The retrieval gate of the ``consent`` policy (None for ``open``)."""
+    return gate_for_policy(
+        settings.access_policy, trusted_token_cert=settings.trusted_token_cert, audience=settings.token_audience, clock=clock
+    )
 
 
 def source_service(

@@ -62,6 +62,7 @@ from xds.security.saml import (
     verify_assertion,
 )
 from xds.security.wss import SamlToken, UsernameToken, WsSecurityError, find_token
+from xds.settings import SettingsError
 from xds.soap.fault import FaultCode, SoapFault
 from xds.vocabulary import NS_RS, NS_XDS, ResponseStatus, WssFault
 from xds.xml import qname
@@ -216,3 +217,23 @@ def merge_denied(
     fresh = build_registry_response(errors, status=retrieve_status(returned, errors))
     body.replace(old, fresh)
     return replace(reply, body=body)
+
+
+def gate_for_policy(
+    access_policy: str,
+    *,
+    trusted_token_cert: Path | None,
+    audience: str,
+    clock: Callable[[], datetime] = utc_now,
+) -> RetrievalGate | None:
+    """The retrieval gate of the ``consent`` policy (None for ``open``), trusting the token
+    certificate at ``trusted_token_cert``; a certificate that cannot be used is a SettingsError."""
+    if access_policy != "consent":
+        return None
+    if trusted_token_cert is None:
+        raise SettingsError("trusted_token_cert: the consent policy needs the registry's token certificate")
+    try:
+        certificate = load_trusted_certificate(trusted_token_cert)
+    except ValueError as exc:
+        raise SettingsError(f"trusted_token_cert: {exc}") from None
+    return RetrievalGate(certificate, audience=audience, clock=clock)
