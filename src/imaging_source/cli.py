@@ -212,3 +212,8 @@ def _dicom_date(value: str) -> str:
 
 # ``xds source share | jobs | retry``
 register(source)
+
+# ``xds source enrol | pin-reset | revoke``
+from imaging_source.cli_enrol import register as register_enrol  # noqa: E402
+
+register_enrol(source)

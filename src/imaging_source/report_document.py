@@ -234,3 +234,9 @@ def _pdf(title: str, header: list[str], body: list[str]) -> bytes:
     out += b"trailer\n<< /Size %d /Root 1 0 R /Info 5 0 R >>\n" % (len(objects) + 1)
     out += b"startxref\n%d\n%%%%EOF\n" % xref_at
     return bytes(out)
+
+
+def text_pdf(title: str, header: list[str], body: list[str]) -> bytes:
+    """A text-only PDF like the report's: a bold title, header lines, a blank line, then the
+    body lines (wrapped and paginated); other documents (the enrolment code sheet) use it too."""
+    return _pdf(title, header, body)

@@ -32,7 +32,7 @@ Public API::
     NoReports, plain_text_report
     RunnerConfig(...), RunnerConfig.from_settings(settings)
     JobRunner(store, jobs, *, sender, config, work_dir, reports=NoReports(), render=plain_text_report,
-              pacs=None, nodes=lambda: (), clock=time.time)
+              pacs=None, nodes=lambda: (), clock=time.time, on_done=no-op, on_round=no-op)
         .step(job) -> Job          # one state step
         .advance(job) -> Job       # steps while the job is due
         .run_once() -> int         # autosend scan + every due job
@@ -265,6 +265,8 @@ class JobRunner:
         pacs: PacsClient | None = None,
         nodes: Callable[[], Sequence[PacsNode]] = tuple,
         clock: Callable[[], float] = time.time,
+        on_done: Callable[[Job], object] = lambda job: None,
+        on_round: Callable[[], object] = lambda: None,
     ) -> None:
         self.store = store
         self.jobs = jobs
@@ -276,6 +278,9 @@ class JobRunner:
         self.pacs = pacs
         self.nodes = nodes
         self.clock = clock
+        # Grant sync (imaging_source.enrol.GrantSync): a job that reached done, and each round.
+        self.on_done = on_done
+        self.on_round = on_round
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -284,6 +289,10 @@ class JobRunner:
     def run_once(self) -> int:
         """Queue autosend exams, then advance every due job; the number of jobs touched."""
         self.scan_autosend()
+        try:
+            self.on_round()
+        except Exception:  # the hook keeps its own retry state; the jobs go on
+            log.exception("share job round hook failed")
         touched = 0
         for job in self.jobs.due(limit=50):
             claimed = self.jobs.claim(job.id, lease_seconds=self.config.lease_seconds)
@@ -543,7 +552,12 @@ class JobRunner:
             raise _Permanent("metadata refused before sending: " + "; ".join(f"{e.code_text}: {e.context}" for e in problems))
         result = self.sender.send(submission, documents)
         if result.done:
-            return self.jobs.transition(job.id, JobState.DONE, detail=result.detail, submitted=self.clock())
+            done = self.jobs.transition(job.id, JobState.DONE, detail=result.detail, submitted=self.clock())
+            try:
+                self.on_done(done)
+            except Exception:  # the job is done whatever the hook does
+                log.exception("job %d: done hook failed", job.id)
+            return done
         if result.outcome is SubmitOutcome.TRANSIENT:
             raise _Transient(f"repository: {result.detail}")
         raise _Permanent(f"repository refused the submission: {result.detail}")
@@ -612,9 +626,23 @@ class JobRunner:
 def runner_from_settings(settings: SourceSettings, store: DicomStore) -> JobRunner:
     """The runner ``xds source serve`` starts: PACS from the index, RAD-68 to ``repository_url``."""
     directory = PacsDirectory(store.engine)
+    jobs = JobStore(store.engine)
+    hooks: dict[str, Any] = {}
+    if settings.grant_api_key:
+        from imaging_source.enrol import GrantBook, GrantSync
+        from imaging_source.grant_client import GrantClient
+
+        sync = GrantSync(
+            GrantClient(settings.grant_api_url, settings.grant_api_key),
+            GrantBook(store.engine),
+            jobs,
+            retry_base_seconds=settings.retry_base_seconds,
+            retry_max_seconds=settings.retry_max_seconds,
+        )
+        hooks = {"on_done": sync.job_done, "on_round": sync.retry_pending}
     return JobRunner(
         store,
-        JobStore(store.engine),
+        jobs,
         sender=Rad68Sender(settings.repository_url, timeout=settings.repository_timeout, spool_dir=settings.data_dir / "spool"),
         config=RunnerConfig.from_settings(settings),
         work_dir=settings.data_dir / "jobs",
@@ -627,4 +655,5 @@ def runner_from_settings(settings: SourceSettings, store: DicomStore) -> JobRunn
             inactivity_timeout=settings.retrieve_inactivity_timeout,
         ),
         nodes=lambda: directory.list(enabled_only=True),
+        **hooks,
     )
