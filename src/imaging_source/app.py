@@ -35,6 +35,7 @@ from imaging_source.wado import WadoEndpoint
 from imaging_source.worker import runner_from_settings
 from xds.hl7.mllp import MllpServer, serve_mllp
 from xds.http.server import Handler, SoapService, run_server, soap_routes
+from xds.security.audit import AuditLog
 from xds.security.gate import RetrievalGate, gate_for_policy, utc_now
 from xds.vocabulary import Action
 from xds.wsdl import IMAGING_DOCUMENT_SOURCE, WsdlProvider
@@ -68,7 +69,12 @@ def open_store(settings: SourceSettings, *, engine: Engine | None = None) -> Dic
 def consent_gate(settings: SourceSettings, *, clock: Callable[[], datetime] = utc_now) -> RetrievalGate | None:
     """The retrieval gate of the ``consent`` policy (None for ``open``)."""
     return gate_for_policy(
-        settings.access_policy, trusted_token_cert=settings.trusted_token_cert, audience=settings.token_audience, clock=clock
+        settings.access_policy,
+        trusted_token_cert=settings.trusted_token_cert,
+        audience=settings.token_audience,
+        clock=clock,
+        audit=AuditLog(path, clock=clock) if (path := settings.audit_path()) is not None and settings.access_policy == "consent" else None,
+        actor="imaging-source",
     )
 
 

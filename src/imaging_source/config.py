@@ -112,12 +112,21 @@ class SourceSettings:
     grant_api_key: str | None = None
     # Where patients use their access code (printed on the code sheet).
     portal_url: str = "http://127.0.0.1:8040/"
+    # DESIGN §4 "Abuse": the append-only audit log (JSON lines) of the consent gate; empty =
+    # <data_dir>/audit/imaging-source-consent.jsonl when access_policy is "consent" (see audit_path()).
+    audit_log: Path | None = None
 
     def __post_init__(self) -> None:
         if self.access_policy not in ("open", "consent"):
             raise SettingsError(f"access_policy must be 'open' or 'consent', not {self.access_policy!r}")
         if self.access_policy == "consent" and self.trusted_token_cert is None:
             raise SettingsError("access_policy 'consent' needs trusted_token_cert (the registry's certificate, PEM)")
+
+    def audit_path(self) -> Path | None:
+        """Where the consent gate's audit goes (None under the open policy unless set)."""
+        if self.audit_log is not None:
+            return self.audit_log
+        return self.data_dir / "audit" / "imaging-source-consent.jsonl" if self.access_policy == "consent" else None
 
     def database_url(self) -> str:
         return self.db or sqlite_url(self.data_dir)

@@ -38,14 +38,15 @@ from typing import Final
 from lxml import etree
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imaging_source import rad69
 from imaging_source.wado import NOT_FOUND_REASON, WadoError, parse_wado_query
 from xds.errors import ErrorCode, RegistryError
 from xds.http.server import Handler, SoapRequest, SoapResponse
-from xds.security.gate import RetrievalGate, merge_denied
-from xds.security.saml import GrantScope
+from xds.security.audit import RefusalKind
+from xds.security.gate import RetrievalGate, client_address, merge_denied
+from xds.security.saml import GrantScope, VerifiedAssertion
 from xds.soap.fault import SoapFault
 from xds.vocabulary import NS_XDS, NS_XDSI, Action
 from xds.xml import parse_xml, qname
@@ -60,6 +61,10 @@ MAX_AUTHORIZATION_BYTES: Final = 256 << 10
 _STUDY = qname(NS_XDSI, "StudyRequest")
 _DOCUMENT_REQUEST = qname(NS_XDS, "DocumentRequest")
 _DOCUMENT_ID = qname(NS_XDS, "DocumentUniqueId")
+_DOCUMENT_RESPONSE = qname(NS_XDS, "DocumentResponse")
+#: The audit's names of the transactions (DESIGN §4 "Abuse").
+RAD69_TRANSACTION: Final = "RAD-69"
+WADO_TRANSACTION: Final = "RAD-55"
 
 
 def _study_uid(study: etree._Element) -> str:
@@ -115,23 +120,40 @@ class ConsentRad69:
         """``handler`` with the gate in front (see the module documentation)."""
 
         async def gated(request: SoapRequest) -> SoapResponse:
-            scope = self.gate.authorize(request)
+            # The gate audits a refused token itself; what follows is audited here with counts.
+            verified = self.gate.verify(request, transaction=RAD69_TRANSACTION)
+            reply, requested, withheld = await answer(request, verified.scope)
+            self.gate.audit_outcome(
+                verified,
+                transaction=RAD69_TRANSACTION,
+                client=client_address(request),
+                requested=requested,
+                returned=len(reply.body.findall(_DOCUMENT_RESPONSE)),
+                withheld=withheld,
+            )
+            return reply
+
+        async def answer(request: SoapRequest, scope: GrantScope) -> tuple[SoapResponse, int, int]:
+            """The reply, the number of DocumentRequests and how many of them were withheld."""
             body = request.body
             order = [(d.findtext(_DOCUMENT_ID) or "").strip() for d in body.iter(_DOCUMENT_REQUEST)]
+            requested = len(order) if body.tag == rad69.REQUEST else 0
             split = self._split(body, scope)
             if split is None:
-                return merge_denied(await handler(request), [], order=order, reword=_as_unknown)
+                return merge_denied(await handler(request), [], order=order, reword=_as_unknown), requested, 0
             permitted, denied = split
+            withheld = sum(1 for _ in denied.iter(_DOCUMENT_REQUEST))
             if permitted.find(_STUDY) is None:
                 # Nothing to look up: the answer of a source that holds none of these instances.
                 _, errors = self._unheld(body)
                 log.info("RAD-69: every requested study is outside the consent scope")
                 # RAD TF-3 §4.69.4.2: the response is MTOM.
-                return SoapResponse(action=Action.RAD69_RESPONSE, body=rad69.build_response([], errors), mtom=True)
+                reply = SoapResponse(action=Action.RAD69_RESPONSE, body=rad69.build_response([], errors), mtom=True)
+                return reply, requested, withheld
             reply = await handler(replace(request, envelope=replace(request.envelope, body=permitted)))
             _, refused = self._unheld(denied)
             log.info("RAD-69: %d requested study(ies) outside the consent scope", len(denied.findall(_STUDY)))
-            return merge_denied(reply, refused, order=order, reword=_as_unknown)
+            return merge_denied(reply, refused, order=order, reword=_as_unknown), requested, withheld
 
         return gated
 
@@ -160,31 +182,65 @@ class ConsentWado:
         # RFC 9110 §15.5.2 / §11.6.1: 401 names the scheme that would be accepted.
         return PlainTextResponse(reason + "\n", status_code=401, headers={"www-authenticate": f'{AUTH_SCHEME} realm="xds"'})
 
-    def _check(self, request: Request) -> Response | None:
-        """None when the request may go on to the endpoint, else the refusal to send."""
+    def _check(self, request: Request) -> tuple[Response | None, VerifiedAssertion | None]:
+        """(None, the verified assertion) when the request may go on to the endpoint, else
+        (the refusal to send, the assertion when it verified). A refused token is audited here."""
+        client = request.client.host if request.client else None
         header = request.headers.get("authorization")
         if header is None:
-            return self._unauthorized("this service requires the consent token: Authorization: SAML <base64 assertion>")
+            self.gate.refused(RefusalKind.NO_TOKEN, transaction=WADO_TRANSACTION, client=client)
+            return self._unauthorized("this service requires the consent token: Authorization: SAML <base64 assertion>"), None
         assertion = _assertion_from_header(header)
         if assertion is None:
-            return self._unauthorized("the Authorization header is not SAML <base64 of a SAML assertion>")
+            self.gate.refused(RefusalKind.MALFORMED_HEADER, transaction=WADO_TRANSACTION, client=client)
+            return self._unauthorized("the Authorization header is not SAML <base64 of a SAML assertion>"), None
         try:
-            scope = self.gate.authorize_assertion(assertion)
+            verified = self.gate.verify_assertion(assertion, transaction=WADO_TRANSACTION, client=client)
         except SoapFault as fault:
-            return self._unauthorized(fault.reason)
+            return self._unauthorized(fault.reason), None
         try:
             query = parse_wado_query(request.query_params)
         except WadoError:
-            return None  # the endpoint answers the malformed request (it names no object)
-        if query.study_uid not in scope.study_instance_uids:
+            return None, verified  # the endpoint answers the malformed request (it names no object)
+        if query.study_uid not in verified.scope.study_instance_uids:
             # The answer of an unknown object (no existence leak).
-            return PlainTextResponse(NOT_FOUND_REASON + "\n", status_code=404)
-        return None
+            return PlainTextResponse(NOT_FOUND_REASON + "\n", status_code=404), verified
+        return None, verified
+
+    def _audit(self, request: Request, verified: VerifiedAssertion, *, returned: int, withheld: int) -> None:
+        self.gate.audit_outcome(
+            verified,
+            transaction=WADO_TRANSACTION,
+            client=request.client.host if request.client else None,
+            requested=1,
+            returned=returned,
+            withheld=withheld,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        refusal = self._check(request) if request.method in ("GET", "HEAD") else None
+        if request.method not in ("GET", "HEAD"):
+            await self.endpoint(scope, receive, send)
+            return
+        refusal, verified = self._check(request)
         if refusal is not None:
+            if verified is not None:
+                self._audit(request, verified, returned=0, withheld=1)
             await refusal(scope, receive, send)
             return
-        await self.endpoint(scope, receive, send)
+        assert verified is not None
+        audited: list[bool] = []
+
+        async def watched(message: Message) -> None:
+            if message["type"] == "http.response.start" and not audited:
+                # Audited before the answer leaves, so a client that has it finds the record.
+                # returned: the object goes out (2xx); a 404 of an unknown object in scope is not withheld.
+                audited.append(True)
+                self._audit(request, verified, returned=int(200 <= int(message["status"]) < 300), withheld=0)
+            await send(message)
+
+        try:
+            await self.endpoint(scope, receive, watched)
+        finally:
+            if not audited:  # the endpoint failed before answering
+                self._audit(request, verified, returned=0, withheld=0)

@@ -30,6 +30,7 @@ from repository.service import DocumentRepository, Timing
 from repository.store import DocumentStore
 from xds.http.client import AsyncSoapClient
 from xds.http.server import Handler, SoapService, run_server, soap_routes
+from xds.security.audit import AuditLog
 from xds.security.gate import RetrievalGate, gate_for_policy, utc_now
 from xds.vocabulary import Action
 from xds.wsdl import DOCUMENT_REPOSITORY, WsdlProvider
@@ -52,7 +53,12 @@ def timing_for(settings: RepositorySettings) -> Timing:
 def consent_gate(settings: RepositorySettings, *, clock: Callable[[], datetime] = utc_now) -> RetrievalGate | None:
     """The retrieval gate of the ``consent`` policy (None for ``open``)."""
     return gate_for_policy(
-        settings.access_policy, trusted_token_cert=settings.trusted_token_cert, audience=settings.token_audience, clock=clock
+        settings.access_policy,
+        trusted_token_cert=settings.trusted_token_cert,
+        audience=settings.token_audience,
+        clock=clock,
+        audit=AuditLog(path, clock=clock) if (path := settings.audit_path()) is not None and settings.access_policy == "consent" else None,
+        actor="repository",
     )
 
 

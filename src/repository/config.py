@@ -52,12 +52,21 @@ class RepositorySettings:
     trusted_token_cert: Path | None = None
     # This repository's name in the assertions' AudienceRestriction (the registry's token_audience).
     token_audience: str = CONSENT_TOKEN_AUDIENCE
+    # DESIGN §4 "Abuse": the append-only audit log (JSON lines) of the consent gate; empty =
+    # <data_dir>/audit/repository-consent.jsonl when access_policy is "consent" (see audit_path()).
+    audit_log: Path | None = None
 
     def __post_init__(self) -> None:
         if self.access_policy not in ("open", "consent"):
             raise SettingsError(f"access_policy must be 'open' or 'consent', not {self.access_policy!r}")
         if self.access_policy == "consent" and self.trusted_token_cert is None:
             raise SettingsError("access_policy 'consent' needs trusted_token_cert (the registry's certificate, PEM)")
+
+    def audit_path(self) -> Path | None:
+        """Where the consent gate's audit goes (None under the open policy unless set)."""
+        if self.audit_log is not None:
+            return self.audit_log
+        return self.data_dir / "audit" / "repository-consent.jsonl" if self.access_policy == "consent" else None
 
     def database_url(self) -> str:
         return self.db or sqlite_url(self.data_dir)

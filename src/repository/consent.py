@@ -28,7 +28,7 @@ from lxml import etree
 from repository import iti43
 from xds.errors import RegistryError
 from xds.http.server import Handler, SoapRequest, SoapResponse
-from xds.security.gate import RetrievalGate, merge_denied
+from xds.security.gate import RetrievalGate, client_address, merge_denied
 from xds.security.saml import GrantScope
 from xds.vocabulary import NS_XDS, Action
 from xds.xml import qname
@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 _DOCUMENT_REQUEST = qname(NS_XDS, "DocumentRequest")
 _DOCUMENT_ID = qname(NS_XDS, "DocumentUniqueId")
+_DOCUMENT_RESPONSE = qname(NS_XDS, "DocumentResponse")
+#: The audit's name of the transaction (DESIGN §4 "Abuse").
+TRANSACTION = "ITI-43"
 
 
 def _uid(item: etree._Element) -> str:
@@ -82,20 +85,37 @@ class ConsentRetrieve:
         """``handler`` with the gate in front (see the module documentation)."""
 
         async def gated(request: SoapRequest) -> SoapResponse:
-            scope = self.gate.authorize(request)
+            # The gate audits a refused token itself; what follows is audited here with counts.
+            verified = self.gate.verify(request, transaction=TRANSACTION)
+            reply, requested, withheld = await answer(request, verified.scope)
+            self.gate.audit_outcome(
+                verified,
+                transaction=TRANSACTION,
+                client=client_address(request),
+                requested=requested,
+                returned=len(reply.body.findall(_DOCUMENT_RESPONSE)),
+                withheld=withheld,
+            )
+            return reply
+
+        async def answer(request: SoapRequest, scope: GrantScope) -> tuple[SoapResponse, int, int]:
+            """The reply, the number of DocumentRequests and how many of them were withheld."""
             body = request.body
+            requested = len(body.findall(_DOCUMENT_REQUEST)) if body.tag == iti43.REQUEST else 0
             split = self._split(body, scope)
             if split is None:
-                return await handler(request)
+                return await handler(request), requested, 0
             permitted, denied = split
-            log.info("ITI-43: %d requested document(s) outside the consent scope", len(denied))
+            withheld = len(denied.findall(_DOCUMENT_REQUEST))
+            log.info("ITI-43: %d requested document(s) outside the consent scope", withheld)
             if permitted.find(_DOCUMENT_REQUEST) is None:
                 # Nothing to look up: the answer for a repository that holds none of them.
                 errors = self._unheld_errors(body)
                 # ITI TF-2b §3.43.5: the ITI-43 response is always MTOM.
-                return SoapResponse(action=Action.ITI43_RESPONSE, body=iti43.build_response([], errors), mtom=True)
+                reply = SoapResponse(action=Action.ITI43_RESPONSE, body=iti43.build_response([], errors), mtom=True)
+                return reply, requested, withheld
             reply = await handler(replace(request, envelope=replace(request.envelope, body=permitted)))
             order = [_uid(item) for item in body.iterfind(_DOCUMENT_REQUEST)]
-            return merge_denied(reply, self._unheld_errors(denied), order=order)
+            return merge_denied(reply, self._unheld_errors(denied), order=order), requested, withheld
 
         return gated

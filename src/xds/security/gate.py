@@ -28,9 +28,15 @@ status recomputed (ITI TF-2b §3.43.4.2.3: PartialSuccess when some documents ar
 
 Public API::
 
-    RetrievalGate(trusted_cert_pem, *, audience, clock=utc_now, skew=DEFAULT_SKEW)
-        .authorize(request: SoapRequest) -> GrantScope          # raises SoapFault
-        .authorize_assertion(assertion: etree._Element) -> GrantScope
+    RetrievalGate(trusted_cert_pem, *, audience, clock=utc_now, skew=DEFAULT_SKEW,
+                  audit: AuditLog | None = None, actor="")
+        .authorize(request: SoapRequest, *, transaction="") -> GrantScope          # raises SoapFault
+        .authorize_assertion(assertion, *, transaction="", client=None) -> GrantScope
+        .verify(request, *, transaction) -> VerifiedAssertion                      # raises SoapFault
+        .verify_assertion(assertion, *, transaction, client=None) -> VerifiedAssertion
+        .refused(kind, *, transaction, client) -> None     # audit a refusal decided by a wrapper
+        .audit_outcome(verified, *, transaction, client, requested, returned, withheld) -> None
+    client_address(request: SoapRequest) -> str | None
     load_trusted_certificate(path) -> bytes                      # raises ValueError
     assertion_fault(exc: InvalidAssertion) -> SoapFault
     merge_denied(reply, denied, *, order, reword=None) -> SoapResponse
@@ -50,6 +56,7 @@ from lxml import etree
 
 from xds.errors import RegistryError
 from xds.http.server import SoapRequest, SoapResponse
+from xds.security.audit import ANONYMOUS, AuditLog, Outcome, RefusalKind
 from xds.metadata.responses import build_registry_response, parse_registry_errors
 from xds.security.saml import (
     DEFAULT_SKEW,
@@ -59,6 +66,7 @@ from xds.security.saml import (
     GrantScope,
     InvalidAssertion,
     SignatureInvalid,
+    VerifiedAssertion,
     verify_assertion,
 )
 from xds.security.wss import SamlToken, UsernameToken, WsSecurityError, find_token
@@ -70,6 +78,8 @@ from xds.xml import qname
 __all__ = [
     "RetrievalGate",
     "assertion_fault",
+    "client_address",
+    "refusal_kind",
     "load_trusted_certificate",
     "merge_denied",
     "retrieve_status",
@@ -107,6 +117,24 @@ def assertion_fault(exc: InvalidAssertion) -> SoapFault:
     return _fault(WssFault.INVALID_SECURITY_TOKEN, "the SAML assertion is malformed")
 
 
+def refusal_kind(exc: InvalidAssertion) -> RefusalKind:
+    """The audit's name for why ``exc``'s assertion was refused (never its content)."""
+    if isinstance(exc, SignatureInvalid):
+        return RefusalKind.TAMPERED
+    if isinstance(exc, AssertionExpired):
+        return RefusalKind.EXPIRED
+    if isinstance(exc, AssertionNotYetValid):
+        return RefusalKind.NOT_YET_VALID
+    if isinstance(exc, AudienceMismatch):
+        return RefusalKind.WRONG_AUDIENCE
+    return RefusalKind.MALFORMED
+
+
+def client_address(request: SoapRequest) -> str | None:
+    """The client's address of ``request`` (the audit's ``client``), when the server knows it."""
+    return request.client[0] if request.client else None
+
+
 def load_trusted_certificate(path: Path) -> bytes:
     """The PEM certificate at ``path`` (the registry's ``GET /consent/certificate``), checked."""
     try:
@@ -134,6 +162,8 @@ class RetrievalGate:
         audience: str,
         clock: Callable[[], datetime] = utc_now,
         skew: timedelta = DEFAULT_SKEW,
+        audit: AuditLog | None = None,
+        actor: str = "",
     ) -> None:
         if not audience:
             raise ValueError("the gate needs the audience this service answers to")
@@ -145,36 +175,89 @@ class RetrievalGate:
         self.audience = audience
         self.clock = clock
         self.skew = skew
+        self.audit = audit
+        self.actor = actor
 
-    def authorize(self, request: SoapRequest) -> GrantScope:
+    def authorize(self, request: SoapRequest, *, transaction: str = "") -> GrantScope:
         """The scope of the request's assertion; a :class:`SoapFault` when there is none to trust."""
+        return self.verify(request, transaction=transaction).scope
+
+    def authorize_assertion(self, assertion: etree._Element, *, transaction: str = "", client: str | None = None) -> GrantScope:
+        """Verify ``assertion`` (signature, validity window, audience) and return its scope."""
+        return self.verify_assertion(assertion, transaction=transaction, client=client).scope
+
+    def verify(self, request: SoapRequest, *, transaction: str) -> VerifiedAssertion:
+        """The request's verified assertion (its grant id and scope); a refusal is audited and
+        raised as a :class:`SoapFault`."""
+        client = client_address(request)
         try:
             token = find_token(request.headers)
         except WsSecurityError as exc:
+            self.refused(RefusalKind.MALFORMED_HEADER, transaction=transaction, client=client)
             # WSS 1.1 §12 Table 4: an error processing the wsse:Security header.
             raise _fault(WssFault.INVALID_SECURITY, str(exc)) from None
         if token is None:
+            self.refused(RefusalKind.NO_TOKEN, transaction=transaction, client=client)
             # WSS 1.1 §12 Table 5: the request cannot be authorized without a token.
             raise _fault(WssFault.FAILED_AUTHENTICATION, "this service requires the consent token (a SAML assertion in wsse:Security)")
         if isinstance(token, UsernameToken):
+            self.refused(RefusalKind.UNSUPPORTED_TOKEN, transaction=transaction, client=client)
             # Only the registry holds the grants that code and PIN are checked against.
             raise _fault(
                 WssFault.UNSUPPORTED_SECURITY_TOKEN,
                 "a UsernameToken is not accepted here; present the SAML assertion of the registry's token endpoint",
             )
         assert isinstance(token, SamlToken)
-        return self.authorize_assertion(token.assertion)
+        return self.verify_assertion(token.assertion, transaction=transaction, client=client)
 
-    def authorize_assertion(self, assertion: etree._Element) -> GrantScope:
-        """Verify ``assertion`` (signature, validity window, audience) and return its scope."""
+    def verify_assertion(self, assertion: etree._Element, *, transaction: str, client: str | None = None) -> VerifiedAssertion:
+        """Verify ``assertion``; a refusal is audited and raised as a :class:`SoapFault`."""
         try:
-            verified = verify_assertion(
+            return verify_assertion(
                 assertion, trusted_cert=self.trusted_cert, audience=self.audience, now=self.clock(), skew=self.skew
             )
         except InvalidAssertion as exc:
             log.info("consent token refused: %s", type(exc).__name__)
+            self.refused(refusal_kind(exc), transaction=transaction, client=client)
             raise assertion_fault(exc) from None
-        return verified.scope
+
+    def refused(self, kind: RefusalKind, *, transaction: str, client: str | None) -> None:
+        """Audit a request refused for its token (DESIGN §4 "Abuse")."""
+        if self.audit is not None:
+            self.audit.record(
+                actor=self.actor, transaction=transaction, outcome=Outcome.REFUSED_TOKEN, who=ANONYMOUS, client=client, reason=kind
+            )
+
+    def audit_outcome(
+        self,
+        verified: VerifiedAssertion,
+        *,
+        transaction: str,
+        client: str | None,
+        requested: int,
+        returned: int,
+        withheld: int,
+    ) -> None:
+        """Audit a request with a valid token: permitted, partial (some of it outside the scope)
+        or withheld-all (everything asked for outside it)."""
+        if self.audit is None:
+            return
+        if not withheld:
+            outcome = Outcome.PERMITTED
+        elif withheld >= requested:
+            outcome = Outcome.WITHHELD_ALL
+        else:
+            outcome = Outcome.PARTIAL
+        self.audit.record(
+            actor=self.actor,
+            transaction=transaction,
+            outcome=outcome,
+            who=verified.grant_id,
+            client=client,
+            requested=requested,
+            returned=returned,
+            withheld=withheld,
+        )
 
 
 # -- answering the part outside the scope ------------------------------------------------------------
@@ -225,9 +308,12 @@ def gate_for_policy(
     trusted_token_cert: Path | None,
     audience: str,
     clock: Callable[[], datetime] = utc_now,
+    audit: AuditLog | None = None,
+    actor: str = "",
 ) -> RetrievalGate | None:
     """The retrieval gate of the ``consent`` policy (None for ``open``), trusting the token
-    certificate at ``trusted_token_cert``; a certificate that cannot be used is a SettingsError."""
+    certificate at ``trusted_token_cert``; a certificate that cannot be used is a SettingsError.
+    ``audit`` (with ``actor``, this service's name in it) receives every gated decision."""
     if access_policy != "consent":
         return None
     if trusted_token_cert is None:
@@ -236,4 +322,4 @@ def gate_for_policy(
         certificate = load_trusted_certificate(trusted_token_cert)
     except ValueError as exc:
         raise SettingsError(f"trusted_token_cert: {exc}") from None
-    return RetrievalGate(certificate, audience=audience, clock=clock)
+    return RetrievalGate(certificate, audience=audience, clock=clock, audit=audit, actor=actor)
