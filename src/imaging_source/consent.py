@@ -45,7 +45,7 @@ from imaging_source.wado import NOT_FOUND_REASON, WadoError, parse_wado_query
 from xds.errors import ErrorCode, RegistryError
 from xds.http.server import Handler, SoapRequest, SoapResponse
 from xds.security.audit import RefusalKind
-from xds.security.gate import RetrievalGate, client_address, merge_denied
+from xds.security.gate import RetrievalGate, merge_denied
 from xds.security.saml import GrantScope, VerifiedAssertion
 from xds.soap.fault import SoapFault
 from xds.vocabulary import NS_XDS, NS_XDSI, Action
@@ -61,7 +61,6 @@ MAX_AUTHORIZATION_BYTES: Final = 256 << 10
 _STUDY = qname(NS_XDSI, "StudyRequest")
 _DOCUMENT_REQUEST = qname(NS_XDS, "DocumentRequest")
 _DOCUMENT_ID = qname(NS_XDS, "DocumentUniqueId")
-_DOCUMENT_RESPONSE = qname(NS_XDS, "DocumentResponse")
 #: The audit's names of the transactions (DESIGN §4 "Abuse").
 RAD69_TRANSACTION: Final = "RAD-69"
 WADO_TRANSACTION: Final = "RAD-55"
@@ -119,20 +118,6 @@ class ConsentRad69:
     def wrap(self, handler: Handler) -> Handler:
         """``handler`` with the gate in front (see the module documentation)."""
 
-        async def gated(request: SoapRequest) -> SoapResponse:
-            # The gate audits a refused token itself; what follows is audited here with counts.
-            verified = self.gate.verify(request, transaction=RAD69_TRANSACTION)
-            reply, requested, withheld = await answer(request, verified.scope)
-            self.gate.audit_outcome(
-                verified,
-                transaction=RAD69_TRANSACTION,
-                client=client_address(request),
-                requested=requested,
-                returned=len(reply.body.findall(_DOCUMENT_RESPONSE)),
-                withheld=withheld,
-            )
-            return reply
-
         async def answer(request: SoapRequest, scope: GrantScope) -> tuple[SoapResponse, int, int]:
             """The reply, the number of DocumentRequests and how many of them were withheld."""
             body = request.body
@@ -155,7 +140,7 @@ class ConsentRad69:
             log.info("RAD-69: %d requested study(ies) outside the consent scope", len(denied.findall(_STUDY)))
             return merge_denied(reply, refused, order=order, reword=_as_unknown), requested, withheld
 
-        return gated
+        return self.gate.guard(answer, transaction=RAD69_TRANSACTION)
 
 
 def _assertion_from_header(value: str) -> etree._Element | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Final
 
 from repository.db import sqlite_url
-from xds.settings import SettingsError
+from xds.security.gate import check_access_policy, consent_audit_path
 from xds.vocabulary import CONSENT_TOKEN_AUDIENCE
 
 #: A repositoryUniqueId for a repository nobody configured: an OID under the UUID arc (2.25),
@@ -57,16 +57,11 @@ class RepositorySettings:
     audit_log: Path | None = None
 
     def __post_init__(self) -> None:
-        if self.access_policy not in ("open", "consent"):
-            raise SettingsError(f"access_policy must be 'open' or 'consent', not {self.access_policy!r}")
-        if self.access_policy == "consent" and self.trusted_token_cert is None:
-            raise SettingsError("access_policy 'consent' needs trusted_token_cert (the registry's certificate, PEM)")
+        check_access_policy(self.access_policy, trusted_token_cert=self.trusted_token_cert)
 
     def audit_path(self) -> Path | None:
         """Where the consent gate's audit goes (None under the open policy unless set)."""
-        if self.audit_log is not None:
-            return self.audit_log
-        return self.data_dir / "audit" / "repository-consent.jsonl" if self.access_policy == "consent" else None
+        return consent_audit_path(self.access_policy, configured=self.audit_log, data_dir=self.data_dir, actor="repository")
 
     def database_url(self) -> str:
         return self.db or sqlite_url(self.data_dir)

@@ -28,7 +28,7 @@ from lxml import etree
 from repository import iti43
 from xds.errors import RegistryError
 from xds.http.server import Handler, SoapRequest, SoapResponse
-from xds.security.gate import RetrievalGate, client_address, merge_denied
+from xds.security.gate import RetrievalGate, merge_denied
 from xds.security.saml import GrantScope
 from xds.vocabulary import NS_XDS, Action
 from xds.xml import qname
@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 
 _DOCUMENT_REQUEST = qname(NS_XDS, "DocumentRequest")
 _DOCUMENT_ID = qname(NS_XDS, "DocumentUniqueId")
-_DOCUMENT_RESPONSE = qname(NS_XDS, "DocumentResponse")
 #: The audit's name of the transaction (DESIGN §4 "Abuse").
 TRANSACTION = "ITI-43"
 
@@ -84,20 +83,6 @@ class ConsentRetrieve:
     def wrap(self, handler: Handler) -> Handler:
         """``handler`` with the gate in front (see the module documentation)."""
 
-        async def gated(request: SoapRequest) -> SoapResponse:
-            # The gate audits a refused token itself; what follows is audited here with counts.
-            verified = self.gate.verify(request, transaction=TRANSACTION)
-            reply, requested, withheld = await answer(request, verified.scope)
-            self.gate.audit_outcome(
-                verified,
-                transaction=TRANSACTION,
-                client=client_address(request),
-                requested=requested,
-                returned=len(reply.body.findall(_DOCUMENT_RESPONSE)),
-                withheld=withheld,
-            )
-            return reply
-
         async def answer(request: SoapRequest, scope: GrantScope) -> tuple[SoapResponse, int, int]:
             """The reply, the number of DocumentRequests and how many of them were withheld."""
             body = request.body
@@ -118,4 +103,4 @@ class ConsentRetrieve:
             order = [_uid(item) for item in body.iterfind(_DOCUMENT_REQUEST)]
             return merge_denied(reply, self._unheld_errors(denied), order=order), requested, withheld
 
-        return gated
+        return self.gate.guard(answer, transaction=TRANSACTION)

@@ -46,7 +46,7 @@ Public API::
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,7 +55,7 @@ from cryptography import x509
 from lxml import etree
 
 from xds.errors import RegistryError
-from xds.http.server import SoapRequest, SoapResponse
+from xds.http.server import Handler, SoapRequest, SoapResponse
 from xds.security.audit import ANONYMOUS, AuditLog, Outcome, RefusalKind
 from xds.metadata.responses import build_registry_response, parse_registry_errors
 from xds.security.saml import (
@@ -228,6 +228,32 @@ class RetrievalGate:
                 actor=self.actor, transaction=transaction, outcome=Outcome.REFUSED_TOKEN, who=ANONYMOUS, client=client, reason=kind
             )
 
+    def guard(
+        self,
+        answer: Callable[[SoapRequest, GrantScope], Awaitable[tuple[SoapResponse, int, int]]],
+        *,
+        transaction: str,
+    ) -> Handler:
+        """A SOAP handler that verifies the token, lets ``answer`` reply within its scope (it
+        returns the reply, the number of DocumentRequests and how many were withheld) and audits
+        the outcome with the DocumentResponses returned; a refused token is audited by
+        :meth:`verify` itself."""
+
+        async def gated(request: SoapRequest) -> SoapResponse:
+            verified = self.verify(request, transaction=transaction)
+            reply, requested, withheld = await answer(request, verified.scope)
+            self.audit_outcome(
+                verified,
+                transaction=transaction,
+                client=client_address(request),
+                requested=requested,
+                returned=len(reply.body.findall(_DOCUMENT_RESPONSE)),
+                withheld=withheld,
+            )
+            return reply
+
+        return gated
+
     def audit_outcome(
         self,
         verified: VerifiedAssertion,
@@ -323,3 +349,20 @@ def gate_for_policy(
     except ValueError as exc:
         raise SettingsError(f"trusted_token_cert: {exc}") from None
     return RetrievalGate(certificate, audience=audience, clock=clock, audit=audit, actor=actor)
+
+
+def check_access_policy(access_policy: str, *, trusted_token_cert: Path | None) -> None:
+    """The settings rule of every service behind a retrieval gate (DESIGN §4: "open" or
+    "consent"; consent needs the registry's token certificate); a SettingsError otherwise."""
+    if access_policy not in ("open", "consent"):
+        raise SettingsError(f"access_policy must be 'open' or 'consent', not {access_policy!r}")
+    if access_policy == "consent" and trusted_token_cert is None:
+        raise SettingsError("access_policy 'consent' needs trusted_token_cert (the registry's certificate, PEM)")
+
+
+def consent_audit_path(access_policy: str, *, configured: Path | None, data_dir: Path, actor: str) -> Path | None:
+    """Where a retrieval gate's audit goes: the configured file, else
+    ``<data_dir>/audit/<actor>-consent.jsonl`` under the consent policy, else None."""
+    if configured is not None:
+        return configured
+    return data_dir / "audit" / f"{actor}-consent.jsonl" if access_policy == "consent" else None
