@@ -45,10 +45,22 @@ class Recorder:
     """ASGI middleware: every POST becomes an Exchange, filed as soon as it arrives and
     completed (response status, headers, body) as the answer is sent."""
 
-    def __init__(self, app: ASGIApp, file_exchange: Callable[[Exchange], None], *, labels: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        file_exchange: Callable[[Exchange], None],
+        *,
+        labels: Mapping[str, str],
+        default_label: str | None = None,
+        label_body: Callable[[bytes], str | None] | None = None,
+    ) -> None:
+        """``labels`` name exchanges by path (``default_label``, else ``POST <path>``, for the
+        rest); ``label_body`` may rename one once its body is read."""
         self.app = app
         self.file_exchange = file_exchange
         self.labels = dict(labels)
+        self.default_label = default_label
+        self.label_body = label_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") != "POST":
@@ -57,7 +69,7 @@ class Recorder:
         path = str(scope.get("path", ""))
         client = scope.get("client")
         exchange = Exchange(
-            label=self.labels.get(path, f"POST {path}"),
+            label=self.labels.get(path, self.default_label or f"POST {path}"),
             protocol="HTTP",
             target=f"POST {path}" + (f" from {client[0]}:{client[1]}" if client else ""),
             started=_now(),
@@ -76,6 +88,8 @@ class Recorder:
             if not message.get("more_body", False):
                 break
         exchange.request_body = bytes(body)
+        if self.label_body is not None:
+            exchange.label = self.label_body(exchange.request_body) or exchange.label
 
         async def replay() -> Message:
             if messages:

@@ -39,15 +39,14 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
 from lxml import etree
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conformance_tests.evidence import Exchange
 from conformance_tests.schemas import SchemaSet
+from conformance_tests.simulators.recording import Recorder
 from xds.http.server import ServerThread, SoapRequest, SoapResponse, SoapService, soap_app
 from xds.vocabulary import NS_LCM, NS_QUERY, NS_RIM, NS_RS, Action, IdScheme, ResponseStatus, Severity
 
@@ -56,13 +55,7 @@ __all__ = ["CONTEXT_KEY", "PATH", "Observation", "Registration", "RegistrySimula
 #: The key under which a run's context holds the simulator.
 CONTEXT_KEY: Final = "registry-simulator"
 PATH: Final = "/registry"
-#: Request bodies are recorded up to this size (an ITI-42 carries metadata only).
-MAX_RECORDED_BYTES: Final = 16 << 20
 _GET_DOCUMENTS: Final = "urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -95,61 +88,8 @@ class _Refusal:
     errors: tuple[tuple[str, str], ...]
 
 
-class _Recorder:
-    """ASGI middleware that files every POST, request and response, as an Exchange."""
-
-    def __init__(self, app: ASGIApp, simulator: RegistrySimulator) -> None:
-        self.app = app
-        self.simulator = simulator
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") != "POST":
-            await self.app(scope, receive, send)
-            return
-        client = scope.get("client")
-        exchange = Exchange(
-            label="ITI-42 received by the registry simulator",
-            protocol="HTTP",
-            target=f"POST {scope.get('path', '')} from {client[0]}:{client[1]}" if client else "POST",
-            started=_now(),
-            request_headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", [])],
-        )
-        # Filed before the request is processed: the repository may answer its own caller as
-        # soon as it has the reply, before this middleware would run again.
-        self.simulator._file_exchange(exchange)
-        # The whole request is read first, so it is on record even when the SOAP layer refuses
-        # it before reading it (a SOAP 1.1 Content-Type, say); then it is replayed to the app.
-        messages: list[Message] = []
-        body = bytearray()
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break
-            if len(body) < MAX_RECORDED_BYTES:
-                body.extend(message.get("body", b"")[: MAX_RECORDED_BYTES - len(body)])
-            if not message.get("more_body", False):
-                break
-        exchange.request_body = bytes(body)
-        if Action.ITI18.encode() in exchange.request_body:
-            exchange.label = "ITI-18 received by the registry simulator"
-
-        async def recording_receive() -> Message:
-            if messages:
-                return messages.pop(0)
-            return await receive()
-
-        async def recording_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                exchange.response_status = f"HTTP {message['status']}"
-                exchange.response_headers = [
-                    (k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", [])
-                ]
-            elif message["type"] == "http.response.body":
-                exchange.response_body += message.get("body", b"")
-            await send(message)
-
-        await self.app(scope, recording_receive, recording_send)
+def _iti18_label(body: bytes) -> str | None:
+    return "ITI-18 received by the registry simulator" if Action.ITI18.encode() in body else None
 
 
 def _registry_response(status: str, errors: Sequence[tuple[str, str]] = ()) -> etree._Element:
@@ -207,7 +147,13 @@ class RegistrySimulator:
             handlers={Action.ITI42: self._register, Action.ITI18: self._query},
             name="Document Registry simulator",
         )
-        self._app = _Recorder(soap_app(services=[service], spool_dir=self._spool), self)
+        self._app = Recorder(
+            soap_app(services=[service], spool_dir=self._spool),
+            self._file_exchange,
+            labels={},
+            default_label="ITI-42 received by the registry simulator",
+            label_body=_iti18_label,
+        )
         self._server: ServerThread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
