@@ -14,7 +14,7 @@ XDS_DATA ?= $(CURDIR)/data
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,postgres,dicom,codecs,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[test,postgres,dicom,codecs,web,bench]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -24,6 +24,7 @@ up: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/install-dicom-tools.sh
+	bash scripts/install-browser.sh
 	bash scripts/test-services.sh
 	$(BIN)/python -m pytest -n 2 --timeout 600 $(PYTEST_ARGS)
 
