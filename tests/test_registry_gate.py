@@ -725,3 +725,24 @@ def test_allow_list_from_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     bad = RegistrySettings(data_dir=tmp_path, db=f"sqlite:///{tmp_path / 'r.sqlite'}", mllp_port=0, access_policy="consent", trusted_institutions=("not a DN",))
     with pytest.raises(SettingsError, match="trusted_institutions"):
         build_registry_app(bad)
+
+
+def test_a_service_of_the_deployment_sees_what_is_registered(live: Live) -> None:
+    """The repository's reconciler presents the grant API key as a bearer token: it must see every
+    registered document (else it would discard registered ones); a wrong key sees nothing."""
+    w = live.world
+    assert w is not None
+
+    def ask(key: str) -> Answer:
+        request = build_adhoc_query(FIND_DOCUMENTS, _find(w.pid_a), return_type="LeafClass", validate=False)
+        with SoapClient(live.soap_url, timeout=30, headers={"authorization": f"Bearer {key}"}) as client:
+            reply = client.call(Action.ITI18, request)
+        return Answer(parse_adhoc_query_response(reply.body))
+
+    everything = {e.unique_id for sub in (w.released, w.later, w.unshared) for e in sub.document_entries}
+    assert ask(API_KEY).unique_ids() == everything
+    assert ask(API_KEY[:-1] + ("x" if API_KEY[-1] != "x" else "y")).ok_and_empty
+    assert ask("x" * len(API_KEY)).ok_and_empty
+    rows = live.gated()
+    assert [(r.grant_id, r.outcome) for r in rows] == [(None, "success"), (None, "empty-anonymous"), (None, "empty-anonymous")]
+    assert rows[0].detail is not None and rows[0].detail.startswith("who=service ")

@@ -1,85 +1,30 @@
 """``xds up``: the real command in its own process hosts the registry and the repository on one
 port; a document submitted through the repository is registered, found and retrieved
-byte-identical, and the repository reaches the registry over loopback HTTP."""
+byte-identical, and the repository reaches the registry over loopback HTTP (open policy here; the
+consent policy, the default, is tested end to end in test_consent_e2e.py)."""
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from click.testing import CliRunner
 
 from consumer.cli import consumer
 from imageshare.cli import main
 from tests.support import factory as f
-from tests.support.paths import REPO
-from tests.support.repository import free_port
+from tests.support.up import PATHS, Up, running_up
 from xds.hl7.mllp import send_mllp
-
-
-PATHS = ("registry", "repository", "imaging-source")
-
-
-@dataclass(frozen=True)
-class Up:
-    base: str
-    mllp_port: int
-    dicom_port: int
-    data_dir: Path
-    log: Path
-
-
-def _xds_command() -> list[str]:
-    script = Path(sys.executable).with_name("xds")
-    if script.is_file():
-        return [str(script)]
-    return [sys.executable, "-c", "from imageshare.cli import main; main()"]
 
 
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[Up]:
-    port, mllp_port, dicom_port, ris_port = free_port(), free_port(), free_port(), free_port()
-    data_dir, log = tmp_path / "data", tmp_path / "up.log"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO / "src") + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [
-                *_xds_command(), "up", "--port", str(port), "--mllp-port", str(mllp_port), "--data-dir", str(data_dir),
-                "--dicom-port", str(dicom_port), "--ris-port", str(ris_port),
-            ],  # fmt: skip
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if all(httpx.get(f"{base}/{path}?wsdl", timeout=2).status_code == 200 for path in PATHS):
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-        yield Up(base, mllp_port, dicom_port, data_dir, log)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """``xds up`` in the open policy: plain XDS.b, what a Connectathon harness expects."""
+    with running_up(tmp_path, "--policy", "open") as instance:
+        yield instance
 
 
 def _feed(up: Up, pid: str) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from conformance_tests.cli import conformance
+from imageshare.demo import demo_command
 from consumer.cli import consumer
 from imaging_source.cli import source
 from registry.cli import registry
@@ -40,9 +41,13 @@ main.add_command(conformance)
 @click.option("--repository-id", default=None, help="The repository's repositoryUniqueId [default: a fixed 2.25 OID]")
 @click.option("--dicom-port", default=11112, type=int, help="The Edge Server's DICOM Storage SCP port; 0 disables it")
 @click.option("--ris-port", default=2576, type=int, help="The Edge Server's HL7 report/order feed (MLLP); 0 disables it")
+@click.option(
+    "--policy", "access_policy", type=click.Choice(["consent", "open"]), default="consent",
+    help="consent: the patient's code and PIN gate query and retrieval; open: plain XDS.b (a Connectathon harness)",
+)  # fmt: skip
 def up(
     host: str, port: int, data_dir: Path, codes: Path | None, mllp_port: int, repository_id: str | None,
-    dicom_port: int, ris_port: int,
+    dicom_port: int, ris_port: int, access_policy: str,
 ) -> None:  # fmt: skip
     """Run every actor in one process on SQLite and local files: registry, repository and
     Edge Server (Imaging Document Source) on one HTTP port."""
@@ -51,9 +56,12 @@ def up(
     run_up(
         UpSettings(
             host=host, port=port, data_dir=data_dir, codes=codes, mllp_port=mllp_port, repository_id=repository_id,
-            dicom_port=dicom_port, ris_port=ris_port,
+            dicom_port=dicom_port, ris_port=ris_port, access_policy=access_policy,
         )
     )  # fmt: skip
+
+
+main.add_command(demo_command)
 
 
 if __name__ == "__main__":

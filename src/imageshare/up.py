@@ -3,12 +3,24 @@
 Each actor builds its own Starlette app; this module only composes them: their routes in one app
 on one port, and their lifespans (MLLP listeners, DICOM listeners, background jobs) entered in
 order and left in reverse. No protocol logic lives here.
+
+DESIGN §4: ``xds up`` runs the ``consent`` access policy by default. The wiring that makes it
+work on one machine, written once here:
+
+* the registry signs assertions with the key pair it generates under ``<data>/keys`` at first
+  start; the repository and the Edge Server trust that certificate
+  (``<data>/keys/token-signing.cert.pem``) and verify assertions locally;
+* the grant API key (``<data>/keys/grant-api.key``, 0600, generated once) authenticates the Edge
+  Server at the registry's grant API, and lets the repository's reconciler see what is
+  registered (a service of the deployment, not a consumer).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +52,93 @@ class UpSettings:
     repository_id: str | None = None  # None: the repository's fixed default OID
     dicom_port: int = 11112  # the Edge Server's Storage SCP; 0 disables it
     ris_port: int = 2576  # the Edge Server's HL7 report/order feed; 0 disables it
+    # DESIGN §4: "consent" (the clearinghouse: the token gate) or "open" (plain XDS.b).
+    access_policy: str = "consent"
+    # The assigning authority of the hospital's MRNs (sourcePatientId) when a modality sends no
+    # OID in Issuer of Patient ID; by default the IHE test authority "IHEGREEN".
+    local_patient_id_oid: str = "1.3.6.1.4.1.21367.13.20.2000"
+
+    @property
+    def local(self) -> str:
+        """The address the actors use to reach each other (loopback for a wildcard bind)."""
+        return "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.local}:{self.port}"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def token_cert(self) -> Path:
+        """Where the registry keeps the certificate its assertions are signed with."""
+        return self.keys_dir / "token-signing.cert.pem"
+
+
+def grant_api_key(settings: UpSettings) -> str:
+    """The deployment's grant API key, generated at first use into ``<data>/keys/grant-api.key``."""
+    path = settings.keys_dir / "grant-api.key"
+    if path.is_file():
+        key = path.read_text(encoding="ascii").strip()
+        if key:
+            return key
+    settings.keys_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(key + "\n")
+    return key
+
+
+def registry_settings(settings: UpSettings) -> RegistrySettings:
+    return RegistrySettings(
+        host=settings.host,
+        port=settings.port,
+        data_dir=settings.data_dir,
+        codes=settings.codes,
+        mllp_port=settings.mllp_port,
+        access_policy=settings.access_policy,
+        grant_api_key=grant_api_key(settings),
+    )
+
+
+def repository_settings(settings: UpSettings) -> RepositorySettings:
+    options: dict[str, object] = {}
+    if settings.repository_id:
+        options["repository_id"] = settings.repository_id
+    if settings.access_policy == "consent":
+        options["trusted_token_cert"] = settings.token_cert
+    return RepositorySettings(
+        host=settings.host,
+        port=settings.port,
+        data_dir=settings.data_dir,
+        registry=f"{settings.base_url}/registry",
+        access_policy=settings.access_policy,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def source_settings(settings: UpSettings) -> SourceSettings:
+    """The Edge Server's settings under ``xds up`` (also what ``xds demo`` seeds through)."""
+    return SourceSettings(
+        host=settings.host,
+        port=settings.port,
+        data_dir=settings.data_dir,
+        dicom_host=settings.host,
+        dicom_port=settings.dicom_port,
+        mllp_host=settings.host,
+        mllp_port=settings.ris_port,
+        repository_url=f"{settings.base_url}/repository",
+        codes=settings.codes,
+        access_policy=settings.access_policy,
+        trusted_token_cert=settings.token_cert if settings.access_policy == "consent" else None,
+        grant_api_url=f"{settings.base_url}/consent",
+        grant_api_key=grant_api_key(settings),
+        portal_url=f"{settings.base_url}/portal/",
+        local_patient_id_oid=settings.local_patient_id_oid,
+    )
 
 
 def compose(apps: Sequence[Starlette]) -> Starlette:
@@ -59,40 +158,12 @@ def compose(apps: Sequence[Starlette]) -> Starlette:
 def build_up_app(settings: UpSettings) -> tuple[Starlette, list[str]]:
     """The composed app and the endpoint lines to log. The repository reaches the registry over
     loopback HTTP, as it would across machines: actors meet only on the wire."""
-    registry = RegistrySettings(
-        host=settings.host,
-        port=settings.port,
-        data_dir=settings.data_dir,
-        codes=settings.codes,
-        mllp_port=settings.mllp_port,
-    )
-    local = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    repository_options: dict[str, object] = {}
-    if settings.repository_id:
-        repository_options["repository_id"] = settings.repository_id
-    repository = RepositorySettings(
-        host=settings.host,
-        port=settings.port,
-        data_dir=settings.data_dir,
-        registry=f"http://{local}:{settings.port}/registry",
-        **repository_options,  # type: ignore[arg-type]
-    )
-    source = SourceSettings(
-        host=settings.host,
-        port=settings.port,
-        data_dir=settings.data_dir,
-        dicom_host=settings.host,
-        dicom_port=settings.dicom_port,
-        mllp_host=settings.host,
-        mllp_port=settings.ris_port,
-        repository_url=f"http://{local}:{settings.port}/repository",
-        codes=settings.codes,
-    )
-    apps = [
-        build_registry_app(registry),
-        build_repository_app(repository),
-        build_source_app(source, run_services=True),
-    ]
+    registry = registry_settings(settings)
+    repository = repository_settings(settings)
+    source = source_settings(settings)
+    # Order matters: the registry generates its token key pair, which the others then trust.
+    apps = [build_registry_app(registry)]
+    apps += [build_repository_app(repository), build_source_app(source, run_services=True)]
     endpoints = [*registry_endpoints(registry), *repository_endpoints(repository), *source_endpoints(source)]
     return compose(apps), endpoints
 

@@ -191,6 +191,7 @@ def _consent_gate(
         trusted_cert=signing.cert_pem,
         audience=settings.token_audience,
         trusted_institutions=trusted,
+        service_keys=(settings.grant_api_key,) if settings.grant_api_key else (),
     )
 
 

@@ -13,7 +13,9 @@ Who is asking, from the request:
   throttling and the presentation audit apply exactly as at the token endpoint;
 * no token: a client certificate (mutual TLS) whose subject DN or SHA-256 fingerprint is on the
   ``trusted_institutions`` allow list sees everything (the ordering physician's institution);
-  anyone else sees nothing (an empty Success).
+  so does a service of the deployment presenting ``Authorization: Bearer <service key>`` (the
+  registry's grant API key: the repositories' reconcilers must see what is registered, or they
+  would discard documents that are); anyone else sees nothing (an empty Success).
 
 With a grant, the query runs as usual, then only what the scope permits is kept: DocumentEntries
 whose uniqueId is a released manifest or report of the grant's patient, the SubmissionSets and
@@ -50,7 +52,7 @@ Public API::
     TrustedInstitutions(entries)            # subject DNs (RFC 4514) or SHA-256 fingerprints
         .match(peer) -> str | None
     ConsentGate(*, queries, grants, trusted_cert, audience, trusted_institutions=...,
-                peer_identity=tls_peer_certificate, clock=None, db_threads=2)
+                service_keys=(), peer_identity=tls_peer_certificate, clock=None, db_threads=2)
         .wrap(handler) -> handler
         .visible_objects(result, scope, conn) -> QueryResult
 """
@@ -58,6 +60,7 @@ Public API::
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -382,6 +385,7 @@ class ConsentGate:
         trusted_cert: bytes,
         audience: str,
         trusted_institutions: TrustedInstitutions | None = None,
+        service_keys: Sequence[str] = (),
         peer_identity: Callable[[SoapRequest], PeerCertificate | None] = tls_peer_certificate,
         clock: Callable[[], datetime] | None = None,
         db_threads: int = 2,
@@ -391,6 +395,7 @@ class ConsentGate:
         self.trusted_cert = trusted_cert
         self.audience = audience
         self.trusted_institutions = trusted_institutions or TrustedInstitutions(())
+        self.service_keys = tuple(k.encode() for k in service_keys if k)
         self.peer_identity = peer_identity
         self.clock = clock or grants.clock
         self.limiter = anyio.CapacityLimiter(db_threads)
@@ -457,7 +462,22 @@ class ConsentGate:
         institution = self.trusted_institutions.match(self.peer_identity(request)) if self.trusted_institutions else None
         if institution is not None:
             return _Caller(who=f"institution:{institution}", institution=institution)
+        if self._is_service(request):
+            return _Caller(who="service", institution="service")
         return _Caller(who="anonymous")
+
+    def _is_service(self, request: SoapRequest) -> bool:
+        """A service key in ``Authorization: Bearer``, compared in constant time with each."""
+        if not self.service_keys:
+            return False
+        scheme, _, presented = request.http_headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not presented:
+            return False
+        candidate = presented.strip().encode()
+        matched = False
+        for key in self.service_keys:
+            matched |= hmac.compare_digest(candidate, key)
+        return matched
 
     def _from_assertion(self, token: SamlToken) -> _Caller:
         now = self.clock()
