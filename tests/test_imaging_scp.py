@@ -188,3 +188,20 @@ def test_intake_refuses_work_when_stopped(store: DicomStore) -> None:
     with intake:
         intake.submit(part10_bytes(ds))
     assert store.instance(ds.SOPInstanceUID) is not None  # stop() indexes what was submitted
+
+
+def test_an_association_for_another_called_ae_is_rejected(scp: Settled, tmp_path: Path) -> None:
+    """PS3.8 §9.3.4: A-ASSOCIATE-RJ, permanent, service-user, reason 7 (called AE not recognised);
+    dcmtk's echoscu sees the rejection, and the same call to our title still works."""
+    from tests.support.dicom import tool
+
+    wrong = subprocess.run(
+        [tool("echoscu"), "-aec", "NOTTHEEDGE", "-aet", "MODALITY1", "127.0.0.1", str(scp.port)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert wrong.returncode != 0
+    assert "Called AE Title Not Recognized" in wrong.stdout + wrong.stderr, wrong.stdout + wrong.stderr
+    right = subprocess.run(
+        [tool("echoscu"), "-aec", AET, "-aet", "MODALITY1", "127.0.0.1", str(scp.port)], capture_output=True, text=True, timeout=60
+    )
+    assert right.returncode == 0, right.stdout + right.stderr

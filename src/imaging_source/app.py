@@ -198,6 +198,7 @@ class EdgeServices:
                 host=self.settings.dicom_host,
                 port=self.settings.dicom_port,
                 intake=self.intake,
+                check_called_ae=self.settings.check_called_ae,
             )
             self.scp.start()
         self.jobs.start()

@@ -36,6 +36,8 @@ class SourceSettings:
     dicom_port: int = 11112
     # Our Application Entity title: the C-STORE SCP's and the C-FIND/C-MOVE SCU's (PS3.8 §9.3.2).
     ae_title: str = DEFAULT_AE_TITLE
+    # Refuse associations addressed to another AE title (A-ASSOCIATE-RJ reason 7, PS3.8 §9.3.4).
+    check_called_ae: bool = True
     # The Imaging Document Source's repositoryUniqueId (RAD TF-3 §4.69.4.1.2: RAD-69 requests name it).
     source_id: str = DEFAULT_SOURCE_ID
     # Retrieve AE Title (0008,0054) written into KOS references; empty = ae_title.

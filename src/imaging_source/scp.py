@@ -304,6 +304,10 @@ class _Association(asyncio.Protocol):
         if rq.application_context != dul.APPLICATION_CONTEXT:
             # PS3.7 Annex A.2.1: the only DICOM application context name.
             return self._reject(dul.RJ_PERMANENT, dul.RJ_SOURCE_USER, dul.RJ_USER_CONTEXT_NAME)
+        if scp.check_called_ae and rq.called_ae.strip() != scp.ae_title.strip():
+            # PS3.8 §9.3.4 (A-ASSOCIATE-RJ reason 7): the association is for another AE.
+            log.warning("DICOM association for called AE %r (we are %r) rejected", rq.called_ae, scp.ae_title)
+            return self._reject(dul.RJ_PERMANENT, dul.RJ_SOURCE_USER, dul.RJ_USER_CALLED_AE)
         if scp.allowed_calling_aets is not None and rq.calling_ae not in scp.allowed_calling_aets:
             log.warning("DICOM association from unknown calling AE %r rejected", rq.calling_ae)
             return self._reject(dul.RJ_PERMANENT, dul.RJ_SOURCE_USER, dul.RJ_USER_CALLING_AE)
@@ -453,8 +457,10 @@ class StorageSCP:
         intake: Intake | None = None,
         artim_timeout: float = 30.0,
         max_associations: int = 32,
+        check_called_ae: bool = True,
     ) -> None:
         self.store = store
+        self.check_called_ae = check_called_ae
         self.intake = intake
         self.ae_title = ae_title
         self.host = host
