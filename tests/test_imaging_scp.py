@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -205,3 +206,42 @@ def test_an_association_for_another_called_ae_is_rejected(scp: Settled, tmp_path
         [tool("echoscu"), "-aec", AET, "-aet", "MODALITY1", "127.0.0.1", str(scp.port)], capture_output=True, text=True, timeout=60
     )
     assert right.returncode == 0, right.stdout + right.stderr
+
+
+def test_a_full_intake_queue_stalls_only_its_own_association(store: DicomStore, tmp_path: Path) -> None:
+    """While the index is stuck (here: a commit that waits) and the intake's queue is full, the
+    sending association waits for room, but the SCP keeps answering other associations; once
+    the index moves again every instance is stored."""
+    gate = threading.Event()
+    real_commit = store.commit_staged
+
+    def stuck_commit(batch):  # type: ignore[no-untyped-def]
+        assert gate.wait(timeout=120)
+        return real_commit(batch)
+
+    store.commit_staged = stuck_commit  # type: ignore[method-assign]
+    files = write_datasets(make_study(StudySpec(accession="FULL", instances_per_series=8, rows=16, columns=16)), tmp_path / "m")
+    with Intake(store, max_batch=1, max_pending=1) as intake, Settled(store, ae_title=AET, port=free_port(), intake=intake) as server:
+        sender = subprocess.Popen(
+            [tool("storescu"), "-aec", AET, "-aet", "MODALITY1", "127.0.0.1", str(server.port), *map(str, files)],
+            env=DICOM_TOOL_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while not intake.full:
+                assert time.monotonic() < deadline and sender.poll() is None, "the queue never filled"
+                time.sleep(0.05)
+            time.sleep(0.5)  # the sender's next C-STORE now waits for room
+            # The sender is now blocked on the full queue; another association is still served.
+            echo = subprocess.run(
+                [tool("echoscu"), "-aec", AET, "127.0.0.1", str(server.port)], env=DICOM_TOOL_ENV, capture_output=True, text=True, timeout=30
+            )
+            assert echo.returncode == 0, echo.stderr
+            assert sender.poll() is None, "the sender should still be waiting for the index"
+        finally:
+            gate.set()
+        output, _ = sender.communicate(timeout=120)
+        assert sender.returncode == 0, output
+        server.settle()
+    study_uid = __import__("pydicom").dcmread(files[0], stop_before_pixels=True).StudyInstanceUID
+    assert store.count_instances(study_uid) == len(files)

@@ -106,6 +106,31 @@ class Intake:
             raise RuntimeError("the intake is not running")
         return self._enqueue(staged)
 
+    @property
+    def backlog(self) -> int:
+        """Instances received and waiting in the queue for the index (approximate)."""
+        return self._queue.qsize()
+
+    @property
+    def full(self) -> bool:
+        return self._queue.full()
+
+    def offer_staged(self, staged: Staged) -> bool:
+        """:meth:`submit_staged` without blocking: False (nothing queued) when the queue is full,
+        so an event loop can wait for room in a worker thread instead of stalling every other
+        association it serves."""
+        if self._thread is None:
+            raise RuntimeError("the intake is not running")
+        with self._done:
+            self._submitted += 1
+        try:
+            self._queue.put_nowait(staged)
+        except queue.Full:
+            with self._done:
+                self._submitted -= 1
+            return False
+        return True
+
     def _enqueue(self, staged: Staged) -> InstanceHeader:
         with self._done:
             self._submitted += 1

@@ -502,7 +502,10 @@ class StorageSCP:
                 await loop.run_in_executor(self._executor, staging.close)
             staged = staging.finish()
             if self.intake is not None:
-                self.intake.submit_staged(staged)  # indexed in batches by the intake's thread
+                # Indexed in batches by the intake's thread; when its queue is full, wait for room
+                # off the loop (back-pressure on this association only, not on every one).
+                if not self.intake.offer_staged(staged):
+                    await loop.run_in_executor(self._executor, self.intake.submit_staged, staged)
             else:
                 await loop.run_in_executor(self._executor, self.store.commit_staged, [staged])
         except DatasetMismatch as exc:
