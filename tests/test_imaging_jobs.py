@@ -570,3 +570,37 @@ def test_with_the_report_book_of_the_ris_feed_and_a_pdf_report(edge: Edge) -> No
     (_, mime, data) = call.documents[1]
     assert mime == "application/pdf" and data.startswith(b"%PDF")
     assert call.submission.document_entries[1].format_code.code == "urn:ihe:rad:PDF"
+
+
+def test_a_final_report_after_an_immediate_share_is_sent_by_a_follow_up_job(edge: Edge) -> None:
+    """Shared immediately, registered without a report; the final report arrives later: the next
+    round (after report_poll_seconds) queues one follow-up job that sends a new manifest with the
+    report; nothing more is queued once it is done, and a preliminary report queues nothing."""
+    spec = StudySpec(accession="ACC-LATE", instances_per_series=2)
+    edge.load(spec)
+    first = edge.share(spec, ReleasePolicy.IMMEDIATELY)
+    runner = edge.runner()
+    runner.run_once()
+    done = edge.jobs.get(first)
+    assert done is not None and done.state is JobState.DONE and done.report_uid is None
+
+    edge.reports.put("ACC-LATE", final=False, at=T0 + 60)
+    edge.clock.advance(edge.config.report_poll_seconds)
+    runner.run_once()
+    assert [j.id for j in edge.jobs.for_study(spec.study_uid)] == [first], "a preliminary report is not shared"
+
+    edge.reports.put("ACC-LATE", final=True, at=T0 + 3600)
+    edge.clock.advance(edge.config.report_poll_seconds)
+    runner.run_once()
+    jobs = edge.jobs.for_study(spec.study_uid)
+    assert len(jobs) == 2
+    follow = jobs[1]
+    assert follow.state is JobState.DONE and follow.report_uid and follow.kos_uid != done.kos_uid
+    last = edge.repository.calls[-1]
+    assert sorted(d[1] for d in last.documents) == sorted([MIME_DICOM, "text/plain"])
+    assert b"No acute findings." in next(d[2] for d in last.documents if d[1] == "text/plain")
+
+    edge.clock.advance(edge.config.report_poll_seconds)
+    runner.run_once()
+    assert len(edge.jobs.for_study(spec.study_uid)) == 2, "the report is sent once"
+    assert edge.jobs.reportless_done(since=0) == []

@@ -275,6 +275,25 @@ class JobStore:
     def active_for_study(self, study_uid: str) -> Job | None:
         return next((j for j in self.for_study(study_uid) if j.active), None)
 
+    def reportless_done(self, *, since: float, limit: int = 200) -> list[Job]:
+        """Done jobs that registered a manifest without a report, done at ``since`` or later,
+        each the newest job of its study (an exam shared *immediately* before its report was
+        final, not yet followed up), newest first."""
+        newer = t.job.alias("newer")
+        query = (
+            select(t.job)
+            .where(
+                t.job.c.state == JobState.DONE.value,
+                t.job.c.report_uid.is_(None),
+                t.job.c.state_since >= since,
+                ~select(newer.c.id).where(newer.c.study_uid == t.job.c.study_uid, newer.c.id > t.job.c.id).exists(),
+            )
+            .order_by(t.job.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_job(row) for row in conn.execute(query)]
+
     def manifest_uids(self, study_uid: str) -> set[str]:
         """The KOS SOP Instance UIDs this Edge Server made for a study (kept out of new manifests)."""
         with self.engine.connect() as conn:

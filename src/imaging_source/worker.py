@@ -214,6 +214,10 @@ class RunnerConfig:
         )
 
 
+#: How far back :meth:`JobRunner.scan_late_reports` looks for exams sent without their report.
+LATE_REPORT_WINDOW: Final = 90 * 86400.0
+
+
 def _sha1_size(path: Path) -> tuple[str, int]:
     digest, size = hashlib.sha1(), 0
     with open(path, "rb", buffering=0) as f:
@@ -284,11 +288,14 @@ class JobRunner:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._next_late_scan = 0.0
 
     # -- the loop ------------------------------------------------------------------------------
     def run_once(self) -> int:
-        """Queue autosend exams, then advance every due job; the number of jobs touched."""
+        """Queue autosend exams and late reports, then advance every due job; the number of jobs
+        touched."""
         self.scan_autosend()
+        self.scan_late_reports()
         try:
             self.on_round()
         except Exception:  # the hook keeps its own retry state; the jobs go on
@@ -304,6 +311,29 @@ class JobRunner:
             finally:
                 self.jobs.release(claimed.id)
         return touched
+
+    def scan_late_reports(self) -> int:
+        """Follow up exams shared *immediately* whose final report came after their manifest was
+        registered: a new share job of the study sends a new manifest with the report, and the
+        grant then lists that one (rsna-image-share §4.8: final reports are shared; a report
+        acknowledged to the RIS must reach the patient). Looked at every ``report_poll_seconds``,
+        over the jobs done in the last ``LATE_REPORT_WINDOW`` seconds; the number of jobs queued."""
+        now = self.clock()
+        if now < self._next_late_scan:
+            return 0
+        self._next_late_scan = now + self.config.report_poll_seconds
+        queued = 0
+        for done in self.jobs.reportless_done(since=now - LATE_REPORT_WINDOW):
+            accession = done.accession or self._accession(done)
+            report = self.reports.report(accession) if accession else None
+            if report is None or not report.final or report.canceled or not report.text.strip():
+                continue
+            follow = self.jobs.create(
+                patient_id=done.patient_id, issuer=done.issuer, study_uid=done.study_uid, accession=accession, policy=done.policy
+            )
+            log.info("job %d: the final report of %s came after job %d was done; sending it", follow.id, accession or done.study_uid, done.id)
+            queued += 1
+        return queued
 
     def advance(self, job: Job) -> Job:
         """Step ``job`` while it stays due (a ready exam goes from queued to done in one call)."""
