@@ -198,20 +198,22 @@ def _consent_gate(
 def build_consent_routes(
     settings: RegistrySettings, engine: Engine, *, parts: tuple[GrantStore, SigningMaterial] | None = None
 ) -> list[BaseRoute]:
-    """The grant API and token endpoint (DESIGN §4), signing with the configured or generated key."""
+    """The grant API, the token endpoint and the patient's self-service routes (DESIGN §4),
+    signing with the configured or generated key."""
     from datetime import timedelta
 
     from registry.consent_http import consent_routes
+    from registry.consent_self import self_service_routes
 
     store, signing = parts or _consent_parts(settings, engine)
-    return consent_routes(
-        store,
-        signing=signing,
-        api_key=settings.grant_api_key,
-        token_lifetime=timedelta(seconds=settings.token_lifetime_s),
-        audience=settings.token_audience,
-        issuer=settings.token_issuer,
-    )
+    lifetime = timedelta(seconds=settings.token_lifetime_s)
+    audience, issuer = settings.token_audience, settings.token_issuer
+    return [
+        *consent_routes(
+            store, signing=signing, api_key=settings.grant_api_key, token_lifetime=lifetime, audience=audience, issuer=issuer
+        ),
+        *self_service_routes(store, signing=signing, token_lifetime=lifetime, audience=audience, issuer=issuer),
+    ]
 
 
 def app_from_environment() -> Starlette:

@@ -4,8 +4,10 @@ endpoint where a consumer trades an access code and PIN for a signed SAML assert
 Grant API (``Authorization: Bearer <grant_api_key>``, compared in constant time; JSON bodies;
 times are ISO 8601 with a zone)::
 
-    POST   /consent/grants                         {patient_id, pin, expires, exams: [exam]}
+    POST   /consent/grants                         {patient_id, pin, expires, exams: [exam], label}
                                                    -> 201 {grant, access_code, access_code_display}
+                                                   (pin omitted or null: a PIN-pending grant; the
+                                                   patient chooses it at /consent/self/activate)
     GET    /consent/grants/{grant_id}              -> 200 {grant}
     PUT    /consent/grants/{grant_id}/exams/{study_uid}
                                                    {manifest_unique_id, report_unique_ids, release_time}
@@ -13,13 +15,16 @@ times are ISO 8601 with a zone)::
     DELETE /consent/grants/{grant_id}/exams/{study_uid}
     POST   /consent/grants/{grant_id}/pin          {pin}            -> 204
     POST   /consent/grants/{grant_id}/revoke                        -> 200 {revoked: n}
-    POST   /consent/grants/{grant_id}/shares       {study_uids, pin, expires} -> 201
+    POST   /consent/grants/{grant_id}/shares       {study_uids, pin, expires, label} -> 201
 
 Token endpoint (no API key; form or JSON)::
 
     POST   /consent/token   code=...&pin=...  -> 200 application/samlassertion+xml
            400 a mistyped code; 401 not accepted (unknown, wrong PIN, expired, revoked: the same
-           answer); 423 locked, with Retry-After.
+           answer; {"error", "pin_pending": true} only when the code is right and its grant has
+           no PIN yet, so the portal can offer activation); 423 locked, with Retry-After.
+
+The patient's own self-service routes (``/consent/self...``) are in :mod:`registry.consent_self`.
 
 Codes and PINs are never logged; errors never echo them.
 """
@@ -42,7 +47,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from registry.grants import Grant, GrantError, GrantStore, Locked, SharedExam
+from registry.grants import Grant, GrantError, GrantStore, Locked, PinPending, SharedExam
 from xds.security.accesscode import AccessCodeError, format_access_code
 from xds.security.keys import SigningMaterial
 from xds.security.pin import PinPolicyError
@@ -136,6 +141,8 @@ def grant_json(grant: Grant) -> dict[str, Any]:
         "created": _iso(grant.created),
         "expires": _iso(grant.expires),
         "revoked": grant.revoked,
+        "label": grant.label,
+        "pin_pending": grant.pin_pending,
         "exams": [
             {
                 "study_uid": e.study_uid,
@@ -171,6 +178,19 @@ async def _limited_body(request: Request) -> bytes:
             raise _BadRequest("the body is too large", 413)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _label(body: dict[str, Any]) -> str | None:
+    value = body.get("label")
+    if value is not None and not isinstance(value, str):
+        raise _BadRequest("label must be a string")
+    return value
+
+
+def locked_response(exc: Locked, **headers: str) -> JSONResponse:
+    """423 with Retry-After in whole seconds (at least 1)."""
+    seconds = str(max(1, math.ceil(exc.retry_after.total_seconds())))
+    return _error(423, str(exc), **{"Retry-After": seconds}, **headers)
 
 
 def _client(request: Request) -> str | None:
@@ -225,8 +245,9 @@ class ConsentApi:
         body = await _json_body(request)
         patient_id = _string(body, "patient_id")
         pin = body.get("pin")
-        if not isinstance(pin, str):
-            raise _BadRequest("pin is required")
+        if pin is not None and not isinstance(pin, str):
+            raise _BadRequest("pin must be a string (or omitted: the patient sets it later)")
+        label = _label(body)
         expires = _required_time(body, "expires")
         raw_exams = body.get("exams", [])
         if not isinstance(raw_exams, list) or not all(isinstance(e, dict) for e in raw_exams):
@@ -234,7 +255,8 @@ class ConsentApi:
         exams = [_exam(_string(e, "study_uid") or "", e) for e in raw_exams]
         issued = await self._run(
             lambda: self.store.create(
-                patient_id=patient_id or "", pin=pin, expires=expires, exams=exams, client_address=_client(request)
+                patient_id=patient_id or "", pin=pin, expires=expires, exams=exams, label=label,
+                client_address=_client(request),
             )
         )
         return JSONResponse(
@@ -300,9 +322,10 @@ class ConsentApi:
         if not isinstance(pin, str):
             raise _BadRequest("pin is required")
         expires = _required_time(body, "expires")
+        label = _label(body)
         issued = await self._run(
             lambda: self.store.create_share(
-                request.path_params["grant_id"], study_uids=studies, pin=pin, expires=expires,
+                request.path_params["grant_id"], study_uids=studies, pin=pin, expires=expires, label=label,
                 client_address=_client(request),
             )
         )
@@ -317,7 +340,7 @@ class ConsentApi:
         )
 
     # -- token endpoint --------------------------------------------------------------------------
-    async def _credentials(self, request: Request) -> tuple[str, str]:
+    async def credentials(self, request: Request) -> tuple[str, str]:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "application/json":
             body: dict[str, Any] = await _json_body(request)
@@ -339,7 +362,7 @@ class ConsentApi:
         """Code + PIN -> a signed assertion listing the released exams (DESIGN §4 (b))."""
         headers = {"Cache-Control": "no-store"}
         try:
-            code, pin = await self._credentials(request)
+            code, pin = await self.credentials(request)
         except _BadRequest as exc:
             return _error(exc.status, str(exc))
         client = _client(request)
@@ -349,11 +372,16 @@ class ConsentApi:
         except AccessCodeError as exc:
             return _error(400, str(exc))
         except Locked as exc:
-            seconds = str(max(1, math.ceil(exc.retry_after.total_seconds())))
-            return _error(423, str(exc), **{"Retry-After": seconds}, **headers)
+            return locked_response(exc, **headers)
+        except PinPending as exc:
+            return JSONResponse({"error": str(exc), "pin_pending": True}, status_code=401, headers=headers)
         except GrantError as exc:
             return _error(401, str(exc), **headers)
-        now = store.clock()
+        return await self.assertion_response(grant)
+
+    async def assertion_response(self, grant: Grant) -> Response:
+        """A signed assertion for ``grant`` with its scope as of now (not stored, not cached)."""
+        now = self.store.clock()
         assertion = await self._run(
             lambda: issue_assertion(
                 issuer=self.issuer,
@@ -366,7 +394,7 @@ class ConsentApi:
                 cert_pem=self.signing.cert_pem,
             )
         )
-        return Response(assertion, media_type=MEDIA_SAML_ASSERTION, headers=headers)
+        return Response(assertion, media_type=MEDIA_SAML_ASSERTION, headers={"Cache-Control": "no-store"})
 
     async def certificate(self, _request: Request) -> Response:
         """The issuer's certificate, for repositories and Edge Servers to trust."""

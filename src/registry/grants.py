@@ -3,8 +3,10 @@ presentation of an access code and PIN that proves it.
 
 A grant is made at enrolment (by the Edge Server, through the authenticated grant API) with an
 eight-digit access code (:mod:`xds.security.accesscode`) and the scrypt hash of the patient's PIN
-(:mod:`xds.security.pin`). It lists the shared exams, each with its manifest uniqueId, report
-uniqueIds and release time; only released exams are in the token's scope. A *share* is a
+(:mod:`xds.security.pin`), or with no PIN yet (*PIN pending*: the patient chooses it later with
+the code, :meth:`GrantStore.activate`; until then the code is refused like a wrong PIN). It
+lists the shared exams, each with its manifest uniqueId, report uniqueIds and release time;
+only released exams are in the token's scope. A *share* is a
 narrower grant made from another: a subset of its studies, its own code, PIN and an expiry no
 later than its parent's; whatever the parent loses (an exam, its release, its life) the share
 loses with it, and revoking a grant revokes its shares.
@@ -15,26 +17,32 @@ day). A code that no live grant holds is throttled like one that does, so lock-o
 nothing about existence. Every presentation, and every change of a grant, is an audit row (the
 grant id, never the code; never the PIN). Codes and PINs are never logged.
 
-Public API::
+Public API (the values and errors live in :mod:`registry.grant_model`)::
 
     SharedExam(study_uid, manifest_unique_id=None, report_unique_ids=(), release_time=None)
-    Grant(grant_id, patient_id, exams, created, expires, revoked, parent_id)
-        .released_exams(now) .scope(now) -> GrantScope
+    Grant(grant_id, patient_id, exams, created, expires, revoked, parent_id, label, pin_pending)
+        .is_share .is_live(now) .released_exams(now) .scope(now) -> GrantScope
     IssuedGrant(grant, access_code)
     ThrottlePolicy(max_failures=5, base_lockout=1 min, max_lockout=1 day, forget_after=1 day)
     AuditRecord(at, grant_id, client_address, action, outcome, detail)
     GrantStore(engine, *, clock=..., rng=secrets, policy=ThrottlePolicy(), pin_params=...)
-        .create(*, patient_id, pin, expires, exams=(), client_address=None) -> IssuedGrant
-        .create_share(parent_id, *, study_uids, pin, expires, client_address=None) -> IssuedGrant
+        .create(*, patient_id, pin, expires, exams=(), label=None, client_address=None) -> IssuedGrant
+                                                           # pin None: a PIN-pending grant
+        .create_share(parent_id, *, study_uids, pin, expires, label=None, client_address=None)
+            -> IssuedGrant
         .get(grant_id) -> Grant
         .put_exam(grant_id, exam, *, client_address=None) -> Grant
         .set_release_time(grant_id, study_uid, release_time, *, client_address=None) -> Grant
         .withdraw_exam(grant_id, study_uid, *, client_address=None) -> Grant
         .reset_pin(grant_id, pin, *, client_address=None) -> None
+        .extend(grant_id, expires, *, client_address=None) -> Grant
         .revoke(grant_id, *, client_address=None) -> int
         .present(code, pin, *, client_address, now=None, purpose="present") -> Grant
+        .activate(code, pin, *, client_address) -> Grant       # first PIN of a PIN-pending grant
+        .record(action, *, grant_id, client_address, outcome="success", detail=None) -> None
         .audit_records(*, grant_id=None) -> list[AuditRecord]
-    GrantError > GrantNotFound, GrantConflict, PresentationRefused > CredentialsRejected, Locked
+    GrantError > GrantNotFound, GrantConflict > PinAlreadySet,
+                 PresentationRefused > CredentialsRejected > PinPending; Locked
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ import hmac
 import secrets
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
 
@@ -53,13 +61,28 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
+from registry.grant_model import (
+    AuditRecord,
+    CredentialsRejected,
+    Grant,
+    GrantConflict,
+    GrantError,
+    GrantNotFound,
+    IssuedGrant,
+    Locked,
+    PinAlreadySet,
+    PinPending,
+    PresentationRefused,
+    SharedExam,
+    ThrottlePolicy,
+)
 from registry.store import grants_schema as g
 from registry.store import schema as t
 from xds.security.accesscode import AccessCodeError, check_access_code, new_access_code
-from xds.security.pin import DEFAULT_PARAMS, ScryptParams, hash_pin, verify_pin
-from xds.security.saml import GrantScope
+from xds.security.pin import DEFAULT_PARAMS, PinPolicyError, ScryptParams, hash_pin, verify_pin
 
 __all__ = [
+    "LABEL_MAX",
     "AuditRecord",
     "CredentialsRejected",
     "Grant",
@@ -69,6 +92,8 @@ __all__ = [
     "GrantStore",
     "IssuedGrant",
     "Locked",
+    "PinAlreadySet",
+    "PinPending",
     "PresentationRefused",
     "SharedExam",
     "ThrottlePolicy",
@@ -76,6 +101,8 @@ __all__ = [
 
 _SECRET_SETTING: Final = "consent.throttle_secret"
 _MAX_SHARE_DEPTH: Final = 8
+#: The longest label of a grant (e.g. "Dr. Lee, cardiology"); the column's width.
+LABEL_MAX: Final = g.LABEL_LEN
 
 
 def utcnow() -> datetime:
@@ -95,141 +122,24 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
+def _addr_key(client_address: str | None) -> str:
+    return f"addr:{client_address or '-'}"[:160]
+
+
+def _label(label: str | None) -> str | None:
+    if label is None:
+        return None
+    text = label.strip()
+    if not 1 <= len(text) <= LABEL_MAX:
+        raise GrantError(f"a label has 1 to {LABEL_MAX} characters")
+    return text
+
+
 def _insert_if_absent(conn: Connection, table: Table, **values: Any) -> Executable:
     """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL alike."""
     if conn.dialect.name == "postgresql":
         return pg_insert(table).values(**values).on_conflict_do_nothing()
     return sqlite_insert(table).values(**values).on_conflict_do_nothing()
-
-
-# -- errors ----------------------------------------------------------------------------------------
-class GrantError(Exception):
-    """A grant operation that cannot be done; ``http_status`` is what the API answers."""
-
-    http_status = 400
-
-
-class GrantNotFound(GrantError, LookupError):
-    http_status = 404
-
-
-class GrantConflict(GrantError):
-    """The request contradicts the grant (e.g. a share wider or longer-lived than its parent)."""
-
-    http_status = 409
-
-
-class PresentationRefused(GrantError):
-    """A presentation of code and PIN that gives no access. Messages are the same whatever the
-    reason, so a refusal never tells whether a code exists."""
-
-    http_status = 401
-
-    def __init__(self, message: str = "the access code and PIN were not accepted") -> None:
-        super().__init__(message)
-
-
-class CredentialsRejected(PresentationRefused):
-    """Unknown code, wrong PIN, expired or revoked grant (told apart only in the audit)."""
-
-
-class Locked(PresentationRefused):
-    """Too many failures for this code or this client address; try again after ``retry_after``."""
-
-    http_status = 423
-
-    def __init__(self, retry_after: timedelta) -> None:
-        super().__init__("too many failed attempts; try again later")
-        self.retry_after = retry_after
-
-
-# -- values ----------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class SharedExam:
-    """One shared exam. ``release_time`` None = not yet released (e.g. waiting for the report)."""
-
-    study_uid: str
-    manifest_unique_id: str | None = None
-    report_unique_ids: tuple[str, ...] = ()
-    release_time: datetime | None = None
-
-    def __post_init__(self) -> None:
-        if not self.study_uid or " " in self.study_uid:
-            raise ValueError("a study UID is required and has no spaces")
-        for uid in self.report_unique_ids:
-            if not uid or " " in uid:
-                raise ValueError("report uniqueIds are non-empty and have no spaces")
-        if self.release_time is not None and self.release_time.tzinfo is None:
-            raise ValueError("release_time must be timezone-aware")
-
-    def is_released(self, now: datetime) -> bool:
-        # DESIGN §4 release policy: visible from the release time on, and only with a manifest.
-        return self.manifest_unique_id is not None and self.release_time is not None and self.release_time <= now
-
-
-@dataclass(frozen=True, slots=True)
-class Grant:
-    """A grant as it is in force: a share's exams, expiry and revocation already include its
-    ancestors'."""
-
-    grant_id: str
-    patient_id: str
-    exams: tuple[SharedExam, ...]
-    created: datetime
-    expires: datetime
-    revoked: bool
-    parent_id: str | None = None
-
-    def is_live(self, now: datetime) -> bool:
-        return not self.revoked and now < self.expires
-
-    def released_exams(self, now: datetime) -> tuple[SharedExam, ...]:
-        return tuple(e for e in self.exams if e.is_released(now))
-
-    def scope(self, now: datetime) -> GrantScope:
-        """What the token issued now may list: released manifests, their studies and reports."""
-        released = self.released_exams(now)
-        return GrantScope(
-            patient_id=self.patient_id,
-            manifest_unique_ids=frozenset(e.manifest_unique_id for e in released if e.manifest_unique_id),
-            study_instance_uids=frozenset(e.study_uid for e in released),
-            report_unique_ids=frozenset(uid for e in released for uid in e.report_unique_ids),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class IssuedGrant:
-    """A new grant and its access code: the only time the code leaves the store."""
-
-    grant: Grant
-    access_code: str = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class ThrottlePolicy:
-    """Lock-out after ``max_failures``: ``base_lockout * 2**(failures - max_failures)``, capped;
-    an address's failures are forgotten after ``forget_after`` without a new one."""
-
-    max_failures: int = 5
-    base_lockout: timedelta = timedelta(minutes=1)
-    max_lockout: timedelta = timedelta(days=1)
-    forget_after: timedelta = timedelta(days=1)
-
-    def lockout(self, failures: int) -> timedelta | None:
-        if failures < self.max_failures:
-            return None
-        exponent = min(failures - self.max_failures, 40)
-        return min(self.base_lockout * (2**exponent), self.max_lockout)
-
-
-@dataclass(frozen=True, slots=True)
-class AuditRecord:
-    at: datetime
-    grant_id: str | None
-    client_address: str | None
-    action: str
-    outcome: str
-    detail: str | None = None
 
 
 class _Rng(Protocol):
@@ -311,6 +221,8 @@ class GrantStore:
             expires=expires,
             revoked=revoked,
             parent_id=parent_id,
+            label=row.label,
+            pin_pending=bool(row.pin_pending),
         )
 
     def get(self, grant_id: str) -> Grant:
@@ -340,6 +252,22 @@ class GrantStore:
             )
         )
 
+    def record(
+        self,
+        action: str,
+        *,
+        grant_id: str | None,
+        client_address: str | None,
+        outcome: str = "success",
+        detail: str | None = None,
+    ) -> None:
+        """Append one audit row (e.g. an assertion renewed for a signed-in grant)."""
+        with self.engine.begin() as conn:
+            self._audit(
+                conn, at=self.clock(), action=action, outcome=outcome, grant_id=grant_id,
+                client_address=client_address, detail=detail,
+            )
+
     def audit_records(self, *, grant_id: str | None = None) -> list[AuditRecord]:
         a = g.consent_audit
         query = select(a).order_by(a.c.id)
@@ -363,14 +291,17 @@ class GrantStore:
         self,
         *,
         patient_id: str,
-        pin: str,
+        pin: str | None,
         expires: datetime,
         parent_pk: int | None,
         exams: Sequence[SharedExam],
         action: str,
         client_address: str | None,
+        label: str | None = None,
     ) -> IssuedGrant:
-        pin_hash = hash_pin(pin, params=self.pin_params)  # checks the PIN policy first
+        # hash_pin checks the PIN policy first. A PIN-pending grant holds the hash of a random
+        # secret nobody knows, so no PIN can match before activation even if the flag were lost.
+        pin_hash = hash_pin(pin if pin is not None else secrets.token_hex(16), params=self.pin_params)
         now = self.clock()
         grant_id = str(uuid.uuid4())
         for _attempt in range(20):
@@ -384,6 +315,8 @@ class GrantStore:
                             grant_id=grant_id,
                             code_digest=self._code_digest(conn, code),
                             pin_hash=pin_hash,
+                            pin_pending=pin is None,
+                            label=label,
                             patient_id=patient_id,
                             parent_id=parent_pk,
                             created=now,
@@ -420,12 +353,14 @@ class GrantStore:
         self,
         *,
         patient_id: str,
-        pin: str,
+        pin: str | None,
         expires: datetime,
         exams: Iterable[SharedExam] = (),
+        label: str | None = None,
         client_address: str | None = None,
     ) -> IssuedGrant:
-        """Enrol: a new grant with a fresh code. Raises PinPolicyError for a weak PIN."""
+        """Enrol: a new grant with a fresh code. Raises PinPolicyError for a weak PIN; ``pin``
+        None makes the grant PIN-pending (the patient sets it with :meth:`activate`)."""
         if not patient_id.strip():
             raise GrantError("a patient ID is required")
         if _utc(expires) <= self.clock():
@@ -441,6 +376,7 @@ class GrantStore:
             exams=exams,
             action="create",
             client_address=client_address,
+            label=_label(label),
         )
 
     def create_share(
@@ -450,6 +386,7 @@ class GrantStore:
         study_uids: Iterable[str],
         pin: str,
         expires: datetime,
+        label: str | None = None,
         client_address: str | None = None,
     ) -> IssuedGrant:
         """A narrower grant for one recipient (DESIGN §4 "shares for the care team")."""
@@ -483,6 +420,7 @@ class GrantStore:
             exams=[SharedExam(study_uid=uid) for uid in wanted],
             action="share",
             client_address=client_address,
+            label=_label(label),
         )
 
     def _change(self, grant_id: str, action: str, client_address: str | None, change: Callable[[Connection, Row[Any]], None]) -> Grant:
@@ -536,10 +474,25 @@ class GrantStore:
             conn.execute(
                 update(g.consent_grant)
                 .where(g.consent_grant.c.id == row.id)
-                .values(pin_hash=pin_hash, failures=0, locked_until=None)
+                .values(pin_hash=pin_hash, pin_pending=False, failures=0, locked_until=None)
             )
 
         self._change(grant_id, "reset-pin", client_address, change)
+
+    def extend(self, grant_id: str, expires: datetime, *, client_address: str | None = None) -> Grant:
+        """Move a grant's expiry (later or earlier); a share never outlives its parent."""
+        moment = _utc(expires)
+        if moment <= self.clock():
+            raise GrantError("the expiry must be in the future")
+
+        def change(conn: Connection, row: Row[Any]) -> None:
+            if row.parent_id is not None:
+                parent_row = conn.execute(select(g.consent_grant).where(g.consent_grant.c.id == row.parent_id)).one()
+                if moment > self._resolve(conn, parent_row).expires:
+                    raise GrantConflict("a share cannot outlive the grant it is made from")
+            conn.execute(update(g.consent_grant).where(g.consent_grant.c.id == row.id).values(expires=moment))
+
+        return self._change(grant_id, "extend", client_address, change)
 
     def revoke(self, grant_id: str, *, client_address: str | None = None) -> int:
         """Revoke a grant and every share made from it; the number of grants revoked."""
@@ -639,14 +592,13 @@ class GrantStore:
         assert outcome.grant is not None
         return outcome.grant
 
-    def _decide(
-        self, conn: Connection, code: str, pin: str, *, client_address: str | None, now: datetime, purpose: str
-    ) -> _Outcome:
-        addr_key = f"addr:{client_address or '-'}"[:160]
-
-        def audit(outcome: str, grant_id: str | None) -> None:
-            self._audit(conn, at=now, action=purpose, outcome=outcome, grant_id=grant_id, client_address=client_address)
-
+    def _find(
+        self, conn: Connection, code: str, pin: str, *, client_address: str | None, now: datetime,
+        audit: Callable[[str, str | None], None], dummy_work: bool,
+    ) -> Row[Any] | _Outcome:
+        """The live-code grant row (locked for update), or the refusal: a locked address or
+        code, an unknown code (counted against the code and the address)."""
+        addr_key = _addr_key(client_address)
         wait = self._throttle_lock(conn, addr_key, now)
         if wait is not None:
             audit("locked-address", None)
@@ -663,7 +615,8 @@ class GrantStore:
             if wait is not None:
                 audit("locked", None)
                 return _Outcome(error=Locked(wait))
-            verify_pin(pin, self._dummy_hash)  # the same work as for a real code
+            if dummy_work:
+                verify_pin(pin, self._dummy_hash)  # the same work as for a real code
             self._throttle_fail(conn, code_key, now)
             self._throttle_fail(conn, addr_key, now)
             audit("unknown-code", None)
@@ -672,11 +625,9 @@ class GrantStore:
         if locked is not None and locked > now:
             audit("locked", row.grant_id)
             return _Outcome(error=Locked(locked - now))
-        if not verify_pin(pin, row.pin_hash):
-            self._grant_fail(conn, row.id, now)
-            self._throttle_fail(conn, addr_key, now)
-            audit("wrong-pin", row.grant_id)
-            return _Outcome(error=CredentialsRejected())
+        return row
+
+    def _live(self, conn: Connection, row: Row[Any], now: datetime, audit: Callable[[str, str | None], None]) -> _Outcome:
         grant = self._resolve(conn, row)
         if grant.revoked:
             audit("revoked", row.grant_id)
@@ -684,6 +635,80 @@ class GrantStore:
         if now >= grant.expires:
             audit("expired", row.grant_id)
             return _Outcome(error=CredentialsRejected())
-        conn.execute(update(g.consent_grant).where(c.id == row.id).values(failures=0, locked_until=None))
-        audit("success", row.grant_id)
         return _Outcome(grant=grant)
+
+    def _decide(
+        self, conn: Connection, code: str, pin: str, *, client_address: str | None, now: datetime, purpose: str
+    ) -> _Outcome:
+        def audit(outcome: str, grant_id: str | None) -> None:
+            self._audit(conn, at=now, action=purpose, outcome=outcome, grant_id=grant_id, client_address=client_address)
+
+        found = self._find(conn, code, pin, client_address=client_address, now=now, audit=audit, dummy_work=True)
+        if isinstance(found, _Outcome):
+            return found
+        row, addr_key = found, _addr_key(client_address)
+        if row.pin_pending:
+            # No PIN to guess yet: only the address is charged (the code's holder may be the patient
+            # who has not activated yet), after the same work as a real check.
+            verify_pin(pin, self._dummy_hash)
+            self._throttle_fail(conn, addr_key, now)
+            audit("pin-pending", row.grant_id)
+            return _Outcome(error=PinPending())
+        if not verify_pin(pin, row.pin_hash):
+            self._grant_fail(conn, row.id, now)
+            self._throttle_fail(conn, addr_key, now)
+            audit("wrong-pin", row.grant_id)
+            return _Outcome(error=CredentialsRejected())
+        outcome = self._live(conn, row, now, audit)
+        if outcome.grant is not None:
+            c = g.consent_grant.c
+            conn.execute(update(g.consent_grant).where(c.id == row.id).values(failures=0, locked_until=None))
+            audit("success", row.grant_id)
+        return outcome
+
+    def activate(self, code: str, pin: str, *, client_address: str | None) -> Grant:
+        """Set the first PIN of a PIN-pending grant, by its code (the patient's self-service).
+
+        Throttled and audited like :meth:`present`: a mistyped code raises
+        :class:`AccessCodeError` and a weak PIN :class:`PinPolicyError` (neither counted); an
+        unknown code is :class:`CredentialsRejected`; a grant that has a PIN already raises
+        :class:`PinAlreadySet` and charges the address (so codes cannot be probed this way).
+        """
+        now = self.clock()
+        try:
+            normal = check_access_code(code)
+            pin_hash = hash_pin(pin, params=self.pin_params)  # the same scrypt on every path
+        except (AccessCodeError, PinPolicyError) as exc:
+            outcome = "malformed" if isinstance(exc, AccessCodeError) else "pin-policy"
+            self.record("activate", grant_id=None, client_address=client_address, outcome=outcome)
+            raise
+        error: GrantError | None = None
+        grant: Grant | None = None
+        with self.engine.begin() as conn:
+
+            def audit(outcome: str, grant_id: str | None) -> None:
+                self._audit(conn, at=now, action="activate", outcome=outcome, grant_id=grant_id, client_address=client_address)
+
+            found = self._find(conn, normal, pin, client_address=client_address, now=now, audit=audit, dummy_work=False)
+            if isinstance(found, _Outcome):
+                error = found.error
+            elif not found.pin_pending:
+                self._throttle_fail(conn, _addr_key(client_address), now)
+                audit("pin-already-set", found.grant_id)
+                error = PinAlreadySet()
+            else:
+                live = self._live(conn, found, now, audit)
+                error = live.error
+                if live.grant is not None:
+                    c = g.consent_grant.c
+                    conn.execute(
+                        update(g.consent_grant)
+                        .where(c.id == found.id)
+                        .values(pin_hash=pin_hash, pin_pending=False, failures=0, locked_until=None)
+                    )
+                    audit("success", found.grant_id)
+                    grant = self._resolve(conn, self._row(conn, found.grant_id))
+        if error is not None:
+            raise error
+        assert grant is not None
+        return grant

@@ -1,7 +1,8 @@
 """Tables of the consent grants (DESIGN §4), declared on the registry's one MetaData so Alembic
 and the tests see them with the rest of the schema (migration 0002 creates them).
 
-* ``consent_grant``: one row per grant (an enrolment, or a narrower share made from one);
+* ``consent_grant``: one row per grant (an enrolment, or a narrower share made from one), with
+  an optional label (who a share is for) and the PIN-pending flag (migration 0003);
 * ``consent_grant_exam``: the exams a grant shares; a share's rows name only the study, whose
   manifest, reports and release time come from its parent;
 * ``consent_throttle``: failure counters of client addresses and of codes no live grant has;
@@ -10,11 +11,12 @@ and the tests see them with the rest of the schema (migration 0002 creates them)
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, text
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, false, text
 
 from registry.store.schema import OID_LEN, PK, metadata
 
 GRANT_ID_LEN = 36
+LABEL_LEN = 120
 
 consent_grant = Table(
     "consent_grant",
@@ -31,6 +33,10 @@ consent_grant = Table(
     Column("revoked", Boolean, nullable=False, default=False),
     Column("failures", Integer, nullable=False, default=0),
     Column("locked_until", DateTime(timezone=True)),
+    # Who a share is for (e.g. "Dr. Lee, cardiology"), shown to the patient; optional.
+    Column("label", String(LABEL_LEN)),
+    # True until the patient chooses the first PIN (pin_hash then holds the hash of a random secret).
+    Column("pin_pending", Boolean, nullable=False, default=False, server_default=false()),
     # A code is unique among grants that are not revoked (checked on issue, kept by this index).
     Index(
         "ux_consent_grant_live_code",
