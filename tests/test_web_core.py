@@ -80,6 +80,8 @@ def test_cookie_attributes_csrf_and_headers() -> None:
     assert response.headers["x-frame-options"] == "DENY"
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     assert response.headers["cache-control"] == "no-store"
+    # "no-referrer" would make browsers post forms with Origin: null, which check_csrf refuses.
+    assert response.headers["referrer-policy"] == "same-origin"
     token = response.text
     assert client.post("/do", data={"csrf_token": token}).text == "ok"
     assert client.post("/do", data={"csrf_token": token[:-1] + "x"}).status_code == 403

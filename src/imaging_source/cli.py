@@ -217,3 +217,8 @@ register(source)
 from imaging_source.cli_enrol import register as register_enrol  # noqa: E402
 
 register_enrol(source)
+
+# ``xds source staff add | list | disable | enable | passwd``
+from imaging_source.cli_staff import register as register_staff  # noqa: E402
+
+register_staff(source)

@@ -23,7 +23,7 @@ Public API::
         .mark_pending(job_id) / .pending(job_id) -> PendingSync | None / .pending_due(*, limit=50)
         .settle(job_id) / .postpone(job_id, *, error, next_attempt)
     Enrolment(client, book, jobs, mapping, *, clock=time.time)
-        .enrol(patient_id, *, issuer="", pin, expires, replace=False) -> IssuedGrant
+        .enrol(patient_id, *, issuer="", pin, expires, replace=False) -> IssuedGrant   # pin None: PIN pending
         .reset_pin(patient_id, *, issuer="", pin) -> EdgeGrant
         .revoke(patient_id, *, issuer="") -> int
     GrantSync(client, book, jobs, *, clock=time.time, retry_base_seconds=60.0, retry_max_seconds=3600.0)
@@ -237,11 +237,13 @@ class Enrolment:
         self.clock = clock
 
     def enrol(
-        self, patient_id: str, *, issuer: str = "", pin: str, expires: dt.datetime, replace: bool = False
+        self, patient_id: str, *, issuer: str = "", pin: str | None, expires: dt.datetime, replace: bool = False
     ) -> IssuedGrant:
         """A new grant for the patient, holding the exams already shared; the code is in the result
-        (and nowhere else). ``replace`` revokes an earlier grant first."""
-        check_pin(pin)  # DESIGN §4: the policy is checked here too, before anything changes
+        (and nowhere else). ``replace`` revokes an earlier grant first. ``pin`` None enrols with
+        the PIN pending: the patient chooses it later in the portal."""
+        if pin is not None:
+            check_pin(pin)  # DESIGN §4: the policy is checked here too, before anything changes
         # The grant names the patient as the RAD-68 metadata does (ITI TF-3 §4.2.3.2 patientId).
         affinity = self.mapping.affinity_patient_id(patient_id, issuer)
         existing = self.book.get(patient_id, issuer=issuer)

@@ -10,7 +10,7 @@ A PIN or an access code never appears in an exception, a ``repr`` or a log line.
 Public API::
 
     GrantClient(base_url, api_key, *, timeout=30.0, transport=None)
-        .create(*, patient_id, pin, expires, exams=()) -> IssuedGrant
+        .create(*, patient_id, pin, expires, exams=()) -> IssuedGrant   # pin None: PIN-pending grant
         .get(grant_id) -> dict
         .put_exam(grant_id, study_uid, *, manifest_unique_id, report_unique_ids=(), release_time) -> dict
         .set_release_time(grant_id, study_uid, release_time) -> dict
@@ -178,15 +178,19 @@ class GrantClient:
 
     # -- operations ------------------------------------------------------------------------------
     def create(
-        self, *, patient_id: str, pin: str, expires: dt.datetime, exams: Iterable[ExamOnGrant] = ()
+        self, *, patient_id: str, pin: str | None, expires: dt.datetime, exams: Iterable[ExamOnGrant] = ()
     ) -> IssuedGrant:
-        """Enrol: a new grant for the affinity-domain ``patient_id``, with its code."""
-        body = {
+        """Enrol: a new grant for the affinity-domain ``patient_id``, with its code.
+
+        ``pin`` None asks for a PIN-pending grant (the patient sets the PIN later in the portal):
+        the body then carries no ``pin`` member at all."""
+        body: dict[str, Any] = {
             "patient_id": patient_id,
-            "pin": pin,
             "expires": _iso(expires),
             "exams": [{"study_uid": e.study_uid, **e.body()} for e in exams],
         }
+        if pin is not None:
+            body["pin"] = pin
         response = self._call("POST", "/grants", body)
         grant = self._grant(response)
         data = response.json()

@@ -253,3 +253,36 @@ grant_pending = Table(
     Column("last_error", String(2000), nullable=False, default=""),
     Column("created", Float, nullable=False),
 )
+
+# -- the staff console (imaging_source.web; migration i0005) -----------------------------------
+# Staff who sign in to the console: the password only as an scrypt hash with its own salt and
+# cost parameters ("scrypt$N$r$p$salt$key"), a role, and the failed sign-ins that lock an account.
+staff_user = Table(
+    "imaging_staff_user",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("password_hash", String(256), nullable=False),
+    Column("role", String(16), nullable=False),  # web.staff.StaffRole: user | admin
+    Column("created", Float, nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", Float, nullable=True),
+    Column("last_login", Float, nullable=True),
+    Column("password_changed", Float, nullable=False),
+)
+
+# What staff did in the console (who, when, what, which patient): the console's audit trail.
+# Never a PIN or an access code in ``detail``.
+staff_action = Table(
+    "imaging_staff_action",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False, index=True),
+    Column("staff", String(64), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("patient_id", String(64), nullable=False, default=""),
+    Column("issuer", String(64), nullable=False, default=""),
+    Column("detail", String(2000), nullable=False, default=""),
+)
+Index("ix_imaging_staff_action_patient_id", staff_action.c.patient_id)

@@ -1,6 +1,11 @@
 """Security headers for the HTML front ends (OWASP Secure Headers): no framing, no MIME
-sniffing, no referrer leaking codes in URLs, a Content-Security-Policy that allows only our own
-scripts, styles and images, and ``no-store`` on every page (they show health data)."""
+sniffing, no referrer sent to other sites, a Content-Security-Policy that allows only our own
+scripts, styles and images, and ``no-store`` on every page (they show health data).
+
+``Referrer-Policy: same-origin``, not ``no-referrer``: under ``no-referrer`` browsers send
+``Origin: null`` with every form post (Fetch standard, "serialize a request origin"), which the
+CSRF check must refuse; ``same-origin`` keeps our own posts' origin and still tells other sites
+nothing."""
 
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ class SecurityHeaders:
             (b"content-security-policy", csp.encode()),
             (b"x-frame-options", b"DENY"),
             (b"x-content-type-options", b"nosniff"),
-            (b"referrer-policy", b"no-referrer"),
+            (b"referrer-policy", b"same-origin"),
             (b"cross-origin-opener-policy", b"same-origin"),
         ]
         self.cache = cache.encode()
