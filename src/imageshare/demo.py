@@ -37,7 +37,7 @@ def demo_command(
     (access code + PIN) and shared with immediate release; prints the code, the PIN and the
     consumer command that fetches the images with them."""
     from imageshare.up import UpSettings, source_settings
-    from imaging_source.demo import DemoError, seed
+    from imaging_source.demo import DemoError, demo_staff, seed
 
     import logging
 
@@ -53,6 +53,7 @@ def demo_command(
         )  # fmt: skip
     except DemoError as exc:
         raise click.ClickException(str(exc)) from None
+    staff_user, staff_password = demo_staff(settings)
     sheet = data_dir / "demo" / "code-sheet.pdf"
     sheet.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(sheet, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -90,6 +91,9 @@ def demo_command(
                     "repository": f"{base}/repository",
                     "imaging_source": f"{base}/imaging-source",
                     "portal": f"{base}/portal/",
+                    "console": f"{base}/console/",
+                    "staff_user": staff_user,
+                    "staff_password": staff_password,
                     "code_sheet": str(sheet),
                     "consumer_command": fetch,
                 },
@@ -108,4 +112,5 @@ def demo_command(
     click.echo(f"  {listing}")
     click.echo("Fetch every image, verified against the manifests:")
     click.echo(f"  {fetch}")
-    click.echo(f"Patient portal: {base}/portal/")
+    click.echo(f"Patient portal: {base}/portal/  (sign in with the access code and PIN above)")
+    click.echo(f"Staff console:  {base}/console/  (user {staff_user}, password {staff_password})")

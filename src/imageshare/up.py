@@ -21,16 +21,19 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Mount
 
-from imaging_source.app import build_source_app
+from consumer.web import PortalSettings, build_portal_app
+
+from imaging_source.app import build_source_app, open_store
 from imaging_source.app import describe_endpoints as source_endpoints
 from imaging_source.config import SourceSettings
+from imaging_source.web import build_console_app
 from registry.app import build_registry_app
 from registry.app import describe_endpoints as registry_endpoints
 from registry.config import RegistrySettings
@@ -141,14 +144,18 @@ def source_settings(settings: UpSettings) -> SourceSettings:
     )
 
 
-def compose(apps: Sequence[Starlette]) -> Starlette:
-    """One app with every actor's routes, running every actor's lifespan."""
+def compose(apps: Sequence[Starlette], *, mounts: Mapping[str, Starlette] | None = None) -> Starlette:
+    """One app with every actor's routes and the web front ends mounted at their prefixes (each
+    keeps its own middleware), running every lifespan (Starlette's Mount runs none itself)."""
+    mounted = dict(mounts or {})
     routes: list[BaseRoute] = [route for app in apps for route in app.routes]
+    routes += [Mount(prefix, app=app) for prefix, app in mounted.items()]
+    everything = [*apps, *mounted.values()]
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            for app in apps:
+            for app in everything:
                 await stack.enter_async_context(app.router.lifespan_context(app))
             yield
 
@@ -163,9 +170,25 @@ def build_up_app(settings: UpSettings) -> tuple[Starlette, list[str]]:
     source = source_settings(settings)
     # Order matters: the registry generates its token key pair, which the others then trust.
     apps = [build_registry_app(registry)]
-    apps += [build_repository_app(repository), build_source_app(source, run_services=True)]
+    store = open_store(source)
+    apps += [build_repository_app(repository), build_source_app(source, store=store, run_services=True)]
+    portal = PortalSettings(
+        registry_url=f"{settings.base_url}/registry",
+        repository_url=f"{settings.base_url}/repository",
+        sources={source.source_id: f"{settings.base_url}/imaging-source"},
+        cache_dir=settings.data_dir / "portal-cache",
+    )
+    mounts = {
+        "/portal": build_portal_app(portal),
+        "/console": build_console_app(source, engine=store.engine, store=store),
+    }
     endpoints = [*registry_endpoints(registry), *repository_endpoints(repository), *source_endpoints(source)]
-    return compose(apps), endpoints
+    public = f"http://{settings.host}:{settings.port}"
+    endpoints += [
+        f"Patient portal (access code + PIN):  {public}/portal/",
+        f"Staff console:                      {public}/console/  (add a user: xds source staff add NAME --role admin)",
+    ]
+    return compose(apps, mounts=mounts), endpoints
 
 
 def run_up(settings: UpSettings) -> None:

@@ -30,7 +30,10 @@ from pydicom.dataset import Dataset
 from imaging_source.config import SourceSettings
 from imaging_source.synthetic import SyntheticPatient, SyntheticStudy, brain_mr, chest_ct, recent_date
 
-__all__ = ["DemoError", "DemoExam", "DemoResult", "seed"]
+__all__ = ["DEMO_STAFF", "DemoError", "DemoExam", "DemoResult", "demo_staff", "seed"]
+
+#: The staff console user the demo (re)creates, an admin, with a new random password each run.
+DEMO_STAFF = "demo-admin"
 
 Say = Callable[[str], None]
 
@@ -284,3 +287,25 @@ def seed(
         exams=tuple(exams),
         code_sheet=sheet,
     )
+
+
+def demo_staff(settings: SourceSettings) -> tuple[str, str]:
+    """(user name, password) of the demo's staff console admin: created, or given a new random
+    password when it exists (a demo on one machine; real staff are added with
+    ``xds source staff add``)."""
+    from imaging_source.db import make_engine, upgrade
+    from imaging_source.web.staff import StaffDirectory, StaffRole
+
+    password = secrets.token_urlsafe(12)
+    engine = make_engine(settings.database_url())
+    try:
+        upgrade(engine)
+        staff = StaffDirectory(engine)
+        if staff.get(DEMO_STAFF) is None:
+            staff.add(DEMO_STAFF, password, role=StaffRole.ADMIN)
+        else:
+            staff.set_password(DEMO_STAFF, password)
+            staff.set_disabled(DEMO_STAFF, disabled=False)
+    finally:
+        engine.dispose()
+    return DEMO_STAFF, password
