@@ -247,15 +247,27 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat()
 
 
+def forwarded_for(client_address: str | None) -> dict[str, str]:
+    """``X-Forwarded-For`` naming the end user (RFC 7239 §4 predecessor, de facto): the registry
+    counts failed presentations per client address, and without it every patient signing in
+    through one portal would share the portal's count (five typos anywhere would lock everyone
+    out). The registry's server takes it only from trusted proxies (uvicorn's
+    ``forwarded_allow_ips``, loopback by default), so a portal elsewhere must be listed there."""
+    return {"x-forwarded-for": client_address} if client_address else {}
+
+
 class _Recorder(httpx.BaseTransport):
     """Keeps the last response of the wrapped transport, so a refusal's JSON body (``pin_pending``)
     can be read after :func:`consumer.token.request_token` has mapped its status."""
 
-    def __init__(self, inner: httpx.BaseTransport) -> None:
+    def __init__(self, inner: httpx.BaseTransport, *, headers: dict[str, str] | None = None) -> None:
         self.inner = inner
+        self.headers = headers or {}
         self.response: httpx.Response | None = None
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for name, value in self.headers.items():
+            request.headers[name] = value
         self.response = self.inner.handle_request(request)
         return self.response
 
@@ -287,8 +299,10 @@ class SelfServiceClient:
     def _inner_transport(self) -> httpx.BaseTransport:
         return self.transport or httpx.HTTPTransport(verify=self.verify, cert=self.cert)
 
-    def _send(self, method: str, path: str, *, token: ConsentToken | None = None, body: Any = None) -> httpx.Response:
-        headers = {"accept": "application/json"}
+    def _send(
+        self, method: str, path: str, *, token: ConsentToken | None = None, body: Any = None, extra: dict[str, str] | None = None
+    ) -> httpx.Response:
+        headers = {"accept": "application/json", **(extra or {})}
         if token is not None:
             headers["authorization"] = "SAML " + base64.b64encode(token.raw).decode("ascii")
         try:
@@ -327,10 +341,11 @@ class SelfServiceClient:
         return data
 
     # -- signing in -------------------------------------------------------------------------------
-    def sign_in(self, code: str, pin: str) -> ConsentToken:
+    def sign_in(self, code: str, pin: str, *, client_address: str | None = None) -> ConsentToken:
         """Code + PIN -> the grant's assertion (:func:`consumer.token.request_token`, whose
-        mistyped / refused / locked errors pass through), or :class:`PinPending`."""
-        recorder = _Recorder(self._inner_transport())
+        mistyped / refused / locked errors pass through), or :class:`PinPending`.
+        ``client_address``: the end user's address, forwarded (see :func:`forwarded_for`)."""
+        recorder = _Recorder(self._inner_transport(), headers=forwarded_for(client_address))
         try:
             return request_token(self.base + "/token", code, pin, timeout=self.timeout, transport=recorder)
         except TokenRefused as exc:
@@ -344,13 +359,13 @@ class SelfServiceClient:
                     raise PinPending("this access code has no PIN yet: choose one") from None
             raise exc from None
 
-    def activate(self, code: str, pin: str) -> None:
+    def activate(self, code: str, pin: str, *, client_address: str | None = None) -> None:
         """Choose the first PIN of a grant enrolled without one."""
         try:
             digits = check_access_code(code)
         except AccessCodeError as exc:
             raise TokenMistyped(str(exc)) from None
-        response = self._send("POST", "/self/activate", body={"code": digits, "pin": pin})
+        response = self._send("POST", "/self/activate", body={"code": digits, "pin": pin}, extra=forwarded_for(client_address))
         status = response.status_code
         if status == 204:
             return

@@ -75,6 +75,7 @@ class FakeDomain:
         self.grants: dict[str, FakeGrant] = {}
         self.token_lifetime = token_lifetime
         self.calls: list[str] = []
+        self.addresses: list[str | None] = []
         self.fetched: list[str] = []
         self._seq = itertools.count(1000001)
 
@@ -111,8 +112,9 @@ class FakeDomain:
     def _visible(self, grant: FakeGrant) -> list[FakeExam]:
         return [e for e in grant.exams if e.released]
 
-    def sign_in(self, code: str, pin: str) -> ConsentToken:
+    def sign_in(self, code: str, pin: str, *, client_address: str | None = None) -> ConsentToken:
         self.calls.append("sign_in")
+        self.addresses.append(client_address)
         try:
             digits = check_access_code(code)
         except AccessCodeError as exc:
@@ -133,8 +135,9 @@ class FakeDomain:
         grant.last_used = datetime.now(UTC)
         return self._token(grant)
 
-    def activate(self, code: str, pin: str) -> None:
+    def activate(self, code: str, pin: str, *, client_address: str | None = None) -> None:
         self.calls.append("activate")
+        self.addresses.append(client_address)
         grant = next((g for g in self.grants.values() if g.code == check_access_code(code)), None)
         if grant is None:
             raise TokenRefused("not accepted")

@@ -26,9 +26,9 @@ class PortalBackend(Protocol):
     """The calls the portal makes (raising the errors :mod:`consumer.self_service`,
     :mod:`consumer.token` and :mod:`consumer.fetch` define)."""
 
-    def sign_in(self, code: str, pin: str) -> ConsentToken: ...
+    def sign_in(self, code: str, pin: str, *, client_address: str | None = None) -> ConsentToken: ...
 
-    def activate(self, code: str, pin: str) -> None: ...
+    def activate(self, code: str, pin: str, *, client_address: str | None = None) -> None: ...
 
     def grant(self, token: ConsentToken) -> SelfGrant: ...
 
@@ -58,11 +58,11 @@ class NetworkBackend:
             settings.registry_url, timeout=settings.timeout, verify=settings.verify, cert=settings.cert
         )
 
-    def sign_in(self, code: str, pin: str) -> ConsentToken:
-        return self.self_service.sign_in(code, pin)
+    def sign_in(self, code: str, pin: str, *, client_address: str | None = None) -> ConsentToken:
+        return self.self_service.sign_in(code, pin, client_address=client_address)
 
-    def activate(self, code: str, pin: str) -> None:
-        self.self_service.activate(code, pin)
+    def activate(self, code: str, pin: str, *, client_address: str | None = None) -> None:
+        self.self_service.activate(code, pin, client_address=client_address)
 
     def grant(self, token: ConsentToken) -> SelfGrant:
         return self.self_service.grant(token)

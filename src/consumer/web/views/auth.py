@@ -10,6 +10,7 @@ code then waits in the pre-session (server side, never sent back) until the PIN 
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Final
 
 from starlette.requests import Request
@@ -24,6 +25,12 @@ from consumer.web.views.common import blocking, checked_form, guarded
 from xds.security.accesscode import check_access_code
 from xds.security.pin import PinPolicyError, check_pin
 from xds.web import CsrfError, Session
+
+
+def _address(request: Request) -> str | None:
+    """The browser's address, forwarded to the registry so its per-address throttle counts
+    this patient's failures, not every patient's behind the portal."""
+    return request.client.host if request.client else None
 
 __all__ = ["routes"]
 
@@ -97,7 +104,7 @@ def routes(portal: Portal) -> list[BaseRoute]:
         if not code or not pin:
             return signin_page(request, pre, status=400, error="error_missing")
         try:
-            token = await blocking(portal.backend.sign_in, code, pin)
+            token = await blocking(partial(portal.backend.sign_in, code, pin, client_address=_address(request)))
             return await begin(request, token)
         except PinPending:
             pre.data["pending_code"] = check_access_code(code)
@@ -134,8 +141,9 @@ def routes(portal: Portal) -> list[BaseRoute]:
         except PinPolicyError:
             return page("error_pin_policy", 400)
         try:
-            await blocking(portal.backend.activate, code, pin)
-            token = await blocking(portal.backend.sign_in, code, pin)
+            address = _address(request)
+            await blocking(partial(portal.backend.activate, code, pin, client_address=address))
+            token = await blocking(partial(portal.backend.sign_in, code, pin, client_address=address))
         except PinAlreadySet:
             pre.data.pop("pending_code", None)
             return portal.redirect(request, "signin", {"m": "pin_set"})
