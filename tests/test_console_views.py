@@ -330,6 +330,7 @@ def test_enrol_with_keypad_pin_shows_code_once_and_prints_sheet(
     assert sheet.headers["content-type"] == "application/pdf" and "attachment" in sheet.headers["content-disposition"]
     pages = "".join(p.extract_text() for p in PdfReader(io.BytesIO(sheet.content)).pages)
     assert display in pages and PIN not in pages and "https://portal.example.org/" in pages
+    assert "the PIN you chose when you enrolled" in pages
     # Neither the code nor the PIN is kept in the index or written to a log.
     dumped = _dump(site)
     assert display not in dumped and display.replace("-", "") not in dumped and PIN not in dumped
@@ -354,6 +355,10 @@ def test_enrol_with_pin_later_sends_no_pin(clerk: StaffBrowser, site: EdgeSite, 
     (grant,) = fake.grants.values()
     assert grant["pin_set"] is False
     assert any(a[1] == "enrol" for a in _actions(site))
+    link = re.search(r'id="sheet-link" href="([^"]+)"', page.text)
+    assert link is not None
+    pages = "".join(p.extract_text() for p in PdfReader(io.BytesIO(clerk.http.get(link.group(1)).content)).pages)
+    assert "you are asked to choose a PIN" in pages and "the PIN you chose" not in pages
 
 
 def test_grant_client_sends_no_pin_member_for_a_pending_grant(fake: FakeGrantApi) -> None:

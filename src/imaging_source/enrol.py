@@ -383,9 +383,11 @@ def code_sheet_pdf(
     expires: dt.datetime | None,
     release_delay_hours: float,
     portal_url: str,
+    pin_later: bool = False,
 ) -> bytes:
     """The sheet handed to the patient: the code, how to use it, when images appear, where to go.
-    The PIN is never printed (the patient chose it and keeps it)."""
+    The PIN is never printed (the patient chose it and keeps it; with ``pin_later`` the patient
+    chooses it at the first sign-in to the portal)."""
     valid = expires.astimezone(dt.UTC).strftime("%Y-%m-%d") if expires is not None else "until revoked"
     header = [
         f"Access code: {access_code_display}",
@@ -395,8 +397,17 @@ def code_sheet_pdf(
     body = [
         "How to use it",
         f"1. Go to {portal_url}",
-        "2. Enter the access code above and the PIN you chose when you enrolled.",
-        "   The PIN is not printed on this sheet. Do not write it here; keep it to yourself.",
+        *(
+            (
+                "2. Enter the access code above. The first time, you are asked to choose a PIN",
+                "   (4 to 12 digits, or a passphrase). Do not write it here; keep it to yourself.",
+            )
+            if pin_later
+            else (
+                "2. Enter the access code above and the PIN you chose when you enrolled.",
+                "   The PIN is not printed on this sheet. Do not write it here; keep it to yourself.",
+            )
+        ),
         "3. Your shared exams are listed; you may view or download them, and share them with a doctor.",
         "",
         "When your images appear",

@@ -182,6 +182,7 @@ def enrol_routes(console: Console) -> list[BaseRoute]:
             expires=dt.datetime.fromtimestamp(ticket["expires"], dt.UTC),
             release_delay_hours=console.settings.release_delay_hours,
             portal_url=console.settings.portal_url,
+            pin_later=bool(ticket.get("pin_later")),
         )
         console.record(signed, StaffAction.CODE_SHEET, patient_id=ticket["mrn"], issuer=ticket["issuer"], detail=f"grant {ticket['grant_id']}")
         return Response(
