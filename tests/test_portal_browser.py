@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from consumer.fetch import SecuredSoapClient, find_exams
+from consumer.fetch import FetchOptions, FetchSummary, SecuredSoapClient, fetch, find_exams
 from consumer.token import TokenRefused, request_token, token_url_for
 from tests.support.browser import browser, page, screenshot  # noqa: F401
 from tests.support.up import Up, running_up, xds_command, xds_env
@@ -87,7 +87,19 @@ def _consumer_exams(system: System, code: str, pin: str) -> list[str]:
         return sorted(e.study_uid for e in find_exams(client, token.patient_id))
 
 
-def test_patient_jacket_viewer_and_a_share_for_the_care_team(system: System, page: Any) -> None:  # noqa: F811
+def _consumer_fetch(system: System, code: str, pin: str, out: Path) -> FetchSummary:
+    """What a care team's system does with the share's code and PIN: ``xds consumer fetch``'s
+    library call (token, ITI-18, ITI-43, RAD-69, every instance checked against the KOS)."""
+    token = request_token(token_url_for(system.demo["registry"]), code, pin)
+    assert token.patient_id
+    options = FetchOptions(
+        registry=system.demo["registry"], repository=system.demo["repository"], patient_id=token.patient_id, out=out,
+        sources={system.demo["source_id"]: system.demo["imaging_source"]}, security=token.security_header,
+    )  # fmt: skip
+    return fetch(options)
+
+
+def test_patient_jacket_viewer_and_a_share_for_the_care_team(system: System, page: Any, tmp_path: Path) -> None:  # noqa: F811
     studies = {s["modality"]: s for s in system.demo["studies"]}
     ct, mr = studies["CT"], studies["MR"]
     page.goto(system.portal + "/")
@@ -128,8 +140,7 @@ def test_patient_jacket_viewer_and_a_share_for_the_care_team(system: System, pag
     archive = Path(download_info.value.path())
     assert archive.stat().st_size > 10_000 and archive.read_bytes()[:2] == b"PK"
 
-    if not system.self_service:
-        pytest.skip("the registry has no self-service API yet (/consent/self): shares cannot be made")
+    assert system.self_service, "the registry offers the self-service API (/consent/self)"
 
     # A share of the CT only, for a recipient, with its own code and PIN shown once.
     page.get_by_role("link", name="My exams", exact=True).click()
@@ -147,8 +158,10 @@ def test_patient_jacket_viewer_and_a_share_for_the_care_team(system: System, pag
         page.get_by_role("link", name="Download the sheet (PDF)").click()
     assert Path(sheet_info.value.path()).read_bytes().startswith(b"%PDF-")
 
-    # A consumer with the share's code and PIN sees exactly the shared exam.
+    # A consumer with the share's code and PIN sees, and fetches, exactly the shared exam.
     assert _consumer_exams(system, code, pin) == [ct["study_uid"]]
+    fetched = _consumer_fetch(system, code, pin, tmp_path / "care-team")
+    assert fetched.ok and fetched.studies == (ct["study_uid"],) and fetched.instances == ct["instances"]
     assert _consumer_exams(system, system.demo["access_code"], system.demo["pin"]) == sorted([ct["study_uid"], mr["study_uid"]])
 
     # The patient sees when it was used, and revokes it; the consumer then sees nothing.
