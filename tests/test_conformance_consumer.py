@@ -7,7 +7,9 @@ fake consumer script written here (correct by default) is given one defect at a 
 no wsa:Action, an unquoted patient id, a retrieved file with one byte changed or dropped, exit
 status 0 after a registry Failure; and our own ``fetch`` is run with templates that leave out a
 source, ignore the batch size, accept no uncompressed syntax or damage a DICOM file. Each time
-the runner must fail the case, and the check, that rule belongs to.
+the runner must fail the case, and the check, that rule belongs to. A second fake, an imaging
+consumer (ITI-18, ITI-43, then RAD-69 or WADO-URI), passes the homeCommunityId and WADO cases
+and fails them with one defect at a time (no HomeCommunityId, no contentType, the wrong source).
 """
 
 from __future__ import annotations
@@ -127,6 +129,102 @@ def main():
 main()
 '''
 
+# A minimal imaging consumer: FindDocuments, ITI-43 of the manifests (application/dicom), then
+# the instances of each KOS by RAD-69 (``fetch``) or WADO-URI (``wado``) from the source its
+# Retrieve Location UID names. It sends back the homeCommunityId the metadata carries (ITI TF-2a
+# §3.18.4.1.2.3.8); ``--defect`` breaks one thing.
+FAKE_IMAGING = r'''
+import argparse, io, sys
+from pathlib import Path
+import httpx
+from lxml import etree
+from pydicom import dcmread
+from xds.http.client import SoapClient
+
+RIM, QUERY = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0", "urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0"
+XDS, XDSI, RS = "urn:ihe:iti:xds-b:2007", "urn:ihe:rad:xdsi-b:2009", "urn:oasis:names:tc:ebxml-regrep:xsd:rs:3.0"
+FIND = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"
+UNIQUE_ID = "urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab"
+APPROVED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved"
+
+def el(parent, ns, local, text=None, **attrs):
+    e = etree.SubElement(parent, f"{{{ns}}}{local}", **attrs)
+    if text is not None:
+        e.text = text
+    return e
+
+def manifests(registry, patient):
+    request = etree.Element(f"{{{QUERY}}}AdhocQueryRequest", nsmap={"query": QUERY, "rim": RIM})
+    el(request, QUERY, "ResponseOption", returnType="LeafClass", returnComposedObjects="true")
+    query = el(request, RIM, "AdhocQuery", id=FIND)
+    for name, text in (("$XDSDocumentEntryPatientId", f"'{patient}'"), ("$XDSDocumentEntryStatus", f"('{APPROVED}')")):
+        el(el(el(query, RIM, "Slot", name=name), RIM, "ValueList"), RIM, "Value", text)
+    with SoapClient(registry) as client, client.call("urn:ihe:iti:2007:RegistryStoredQuery", request) as reply:
+        found = []
+        for entry in reply.body.iter(f"{{{RIM}}}ExtrinsicObject"):
+            if entry.get("mimeType") != "application/dicom":
+                continue
+            uid = next(x.get("value") for x in entry.iter(f"{{{RIM}}}ExternalIdentifier") if x.get("identificationScheme") == UNIQUE_ID)
+            repo = next(s.findtext(f"{{{RIM}}}ValueList/{{{RIM}}}Value") for s in entry.iter(f"{{{RIM}}}Slot") if s.get("name") == "repositoryUniqueId")
+            found.append((uid, repo, entry.get("home")))
+        return found
+
+def document_request(parent, home, repository, uid, defect):
+    item = el(parent, XDS, "DocumentRequest")
+    if home and defect != "no-home":
+        el(item, XDS, "HomeCommunityId", home)
+    el(item, XDS, "RepositoryUniqueId", repository)
+    el(item, XDS, "DocumentUniqueId", uid)
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("kind", choices=["fetch", "wado"])
+    for name in ("--registry", "--repository", "--patient", "--out", "--defect"):
+        p.add_argument(name)
+    p.add_argument("--source", action="append", default=[])
+    a = p.parse_args()
+    out = Path(a.out)
+    endpoints = dict(item.split("=", 1) for item in a.source)
+    if a.defect == "swap":
+        endpoints = dict(zip(endpoints, reversed(list(endpoints.values()))))
+    failed = 0
+    for uid, repository, home in manifests(a.registry, a.patient):
+        request = etree.Element(f"{{{XDS}}}RetrieveDocumentSetRequest", nsmap={"xds": XDS})
+        document_request(request, home, repository, uid, a.defect)
+        with SoapClient(a.repository) as client, client.call("urn:ihe:iti:2007:RetrieveDocumentSet", request, mtom=True) as reply:
+            kos = reply.binary(reply.body.find(f"{{{XDS}}}DocumentResponse/{{{XDS}}}Document")).read_bytes()
+        (out / f"{uid}.kos.dcm").write_bytes(kos)
+        for study in dcmread(io.BytesIO(kos)).CurrentRequestedProcedureEvidenceSequence:
+            for series in study.ReferencedSeriesSequence:
+                url = endpoints[series.RetrieveLocationUID]
+                sops = [i.ReferencedSOPInstanceUID for i in series.ReferencedSOPSequence]
+                if a.kind == "wado":
+                    for sop in sops:
+                        params = {"requestType": "WADO", "studyUID": study.StudyInstanceUID,
+                                  "seriesUID": series.SeriesInstanceUID, "objectUID": sop}
+                        if a.defect != "no-content-type":
+                            params["contentType"] = "application/dicom"
+                        got = httpx.get(url, params=params, timeout=30)
+                        if got.status_code == 200:
+                            (out / f"{sop}.dcm").write_bytes(got.content)
+                        else:
+                            failed += 1
+                    continue
+                rad69 = etree.Element(f"{{{XDSI}}}RetrieveImagingDocumentSetRequest", nsmap={"xdsi": XDSI, "xds": XDS})
+                series_request = el(el(rad69, XDSI, "StudyRequest", studyInstanceUID=study.StudyInstanceUID),
+                                    XDSI, "SeriesRequest", seriesInstanceUID=series.SeriesInstanceUID)
+                for sop in sops:
+                    document_request(series_request, home, series.RetrieveLocationUID, sop, a.defect)
+                el(el(rad69, XDSI, "TransferSyntaxUIDList"), XDSI, "TransferSyntaxUID", "1.2.840.10008.1.2.1")
+                with SoapClient(url) as client, client.call("urn:ihe:rad:2009:RetrieveImagingDocumentSet", rad69, mtom=True) as reply:
+                    for item in reply.body.iter(f"{{{XDS}}}DocumentResponse"):
+                        data = reply.binary(item.find(f"{{{XDS}}}Document")).read_bytes()
+                        (out / (item.findtext(f"{{{XDS}}}DocumentUniqueId") + ".dcm")).write_bytes(data)
+    sys.exit(1 if failed else 0)
+
+main()
+'''
+
 # Runs our fetch, then changes one byte of the pixel data of one retrieved instance.
 DAMAGE = r'''
 import subprocess, sys
@@ -155,6 +253,7 @@ def peers() -> Iterator[ConsumerPeers]:
 def scripts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("fakes")
     (directory / "fake_consumer.py").write_text(FAKE)
+    (directory / "fake_imaging.py").write_text(FAKE_IMAGING)
     (directory / "damage.py").write_text(DAMAGE)
     return directory
 
@@ -196,7 +295,11 @@ def _fake(scripts: Path, kind: str, defect: str | None = None) -> str:
 def test_every_case_passes_against_our_consumer(peers: ConsumerPeers, schemas: SchemaSet, tmp_path: Path) -> None:
     result = _run(peers, schemas, OURS, tmp_path)
     verdicts = _verdicts(result)
-    assert verdicts.pop("idc-objectref") is Verdict.SKIPPED  # our CLI has no ObjectRef query
+    assert verdicts.pop("idc-objectref") is Verdict.NOT_APPLICABLE  # our CLI has no ObjectRef query
+    # Our CLI has no WADO flow: no template, so not applicable (never passed).
+    assert (verdicts.pop("idc-wado"), verdicts.pop("idc-wado-not-found")) == (Verdict.NOT_APPLICABLE,) * 2
+    # Judged on its own below (our fetch does not send the homeCommunityId back).
+    verdicts.pop("idc-home-community")
     failing = {k: _failed_checks(result, k) for k, v in verdicts.items() if v is not Verdict.PASSED}
     assert set(verdicts.values()) == {Verdict.PASSED}, failing
     assert len(verdicts) == 11
@@ -330,3 +433,68 @@ def test_the_test_data_is_deterministic_and_consistent() -> None:
     assert first.of_patient(first.other_patient_id) and not set(first.of_patient(first.patient_id)) & set(
         first.of_patient(first.other_patient_id)
     )
+
+
+# -- homeCommunityId and WADO: the imaging fake, correct and broken ------------------------------
+def _imaging(scripts: Path, kind: str, defect: str | None = None) -> str:
+    sources = "--source {source_id}=%s --source {source2_id}=%s" % (
+        ("{source}", "{source2}") if kind == "fetch" else ("{wado}", "{wado2}")
+    )
+    extra = f" --defect {defect}" if defect else ""
+    return (f"{PY} {shlex.quote(str(scripts / 'fake_imaging.py'))} {kind} --registry {{registry}} "
+            f"--repository {{repository}} --patient {{patient}} --out {{out}} {sources}{extra}")  # fmt: skip
+
+
+def test_the_imaging_fake_passes_the_home_community_and_wado_cases(
+    peers: ConsumerPeers, schemas: SchemaSet, scripts: Path, tmp_path: Path
+) -> None:
+    templates = {"fetch": _imaging(scripts, "fetch"), "wado": _imaging(scripts, "wado")}
+    cases = ("idc-flow", "idc-home-community", "idc-wado", "idc-wado-not-found")
+    result = _run(peers, schemas, templates, tmp_path, *cases)
+    assert _verdicts(result) == dict.fromkeys(cases, Verdict.PASSED), [(k, _failed_checks(result, k)) for k in cases]
+    checks = {c.name for r in result.cases for s in r.steps for c in s.checks}
+    assert {"ITI-43 HomeCommunityId", "RAD-69 HomeCommunityId", "WADO-URI parameters",
+            "WADO endpoint by Retrieve Location UID"} <= checks  # fmt: skip
+    # The WADO GETs are part of the evidence, with their query strings.
+    wado = next(r for r in result.cases if r.case.id == "idc-wado")
+    gets = [e.target for s in wado.steps for e in s.exchanges if e.target.startswith("GET ")]
+    assert len(gets) == len(consumer_test_data().referenced_instances)
+    assert all("requestType=WADO" in g and "contentType=application%2Fdicom" in g for g in gets)
+
+
+@pytest.mark.parametrize(
+    ("kind", "defect", "case", "checks"),
+    [
+        ("fetch", "no-home", "idc-home-community", {"ITI-43 HomeCommunityId", "RAD-69 HomeCommunityId"}),
+        ("wado", "no-content-type", "idc-wado", {"WADO-URI parameters", "DICOM instances in {out}", "exit status"}),
+        ("wado", "swap", "idc-wado", {"WADO endpoint by Retrieve Location UID", "DICOM instances in {out}",
+                                      "exit status"}),
+    ],
+)  # fmt: skip
+def test_a_broken_imaging_consumer_fails_that_check(
+    peers: ConsumerPeers, schemas: SchemaSet, scripts: Path, tmp_path: Path, kind: str, defect: str, case: str,
+    checks: set[str],
+) -> None:  # fmt: skip
+    result = _run(peers, schemas, {kind: _imaging(scripts, kind, defect)}, tmp_path, case)
+    assert _verdicts(result) == {case: Verdict.FAILED}
+    assert _failed_checks(result, case) == checks
+
+
+def test_a_home_community_id_the_metadata_does_not_carry_fails(
+    peers: ConsumerPeers, schemas: SchemaSet, tmp_path: Path
+) -> None:
+    # Our retrieve, told to send a homeCommunityId the registry never returned (ITI TF-2b §3.43.4.1.2).
+    template = OURS["retrieve"] + " --home urn:oid:1.2.3.4"
+    result = _run(peers, schemas, {"retrieve": template}, tmp_path, "idc-retrieve-one")
+    assert _verdicts(result) == {"idc-retrieve-one": Verdict.FAILED}
+    assert _failed_checks(result, "idc-retrieve-one") == {"ITI-43 HomeCommunityId"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="consumer.fetch drops the homeCommunityId the registry returns: its ITI-43 and RAD-69 requests carry "
+    "none (ITI TF-2a §3.18.4.1.2.3.8); reported to the consumer's owner",
+)
+def test_our_fetch_sends_the_home_community_id_back(peers: ConsumerPeers, schemas: SchemaSet, tmp_path: Path) -> None:
+    result = _run(peers, schemas, {"fetch": OURS["fetch"]}, tmp_path, "idc-home-community")
+    assert _verdicts(result) == {"idc-home-community": Verdict.PASSED}, _failed_checks(result, "idc-home-community")

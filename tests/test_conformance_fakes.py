@@ -204,9 +204,11 @@ def test_too_few_preregistered_patients_is_refused_before_anything_is_sent(schem
     assert sent == []
 
 
-def test_options_not_enabled_are_skipped_and_enabled_ones_run(schemas: SchemaSet) -> None:
+def test_options_not_declared_are_not_applicable_and_declared_ones_run(schemas: SchemaSet) -> None:
     skipped = _run(schemas, _yes_registry, cases=("12364",))
-    assert next(r for r in skipped.cases if r.case.id == "12364").verdict is Verdict.SKIPPED
+    outcome = next(r for r in skipped.cases if r.case.id == "12364")
+    assert outcome.verdict is Verdict.NOT_APPLICABLE
+    assert outcome.message == "not applicable: option 'mpq' not declared (--option mpq)"
     config = RunConfig(endpoint=ENDPOINT, schemas=schemas, patients=GivenPatients(PATIENTS), options=frozenset({"mpq"}))
     result = Runner(plan_for("registry"), config, http_transport=httpx.MockTransport(_yes_registry)).run(
         cases=("12364",)

@@ -50,7 +50,10 @@ def _run() -> RunResult:
     for verdict, case in cases.items():
         checks = [Check("status", verdict is not Verdict.FAILED, "expected Success, got Failure", "ITI TF-3 §4.2.4")]
         step_result = StepResult(step=step, verdict=verdict, checks=checks, exchanges=[exchange])
-        message = "option 'x' not enabled" if verdict is Verdict.SKIPPED else ""
+        message = {
+            Verdict.SKIPPED: "not run: prerequisite T-failed did not pass",
+            Verdict.NOT_APPLICABLE: "not applicable: option 'x' not declared (--option x)",
+        }.get(verdict, "")
         if verdict is Verdict.ERROR:
             step_result.message = "runner error: boom"
         results.append(
@@ -64,17 +67,21 @@ def test_junit_xml_has_one_testcase_per_case_with_the_verdict() -> None:
     root = etree.fromstring(junit_xml(_run()))
     assert root.tag == "testsuites"
     assert {k: root.get(k) for k in ("tests", "failures", "errors", "skipped")} == {
-        "tests": "4", "failures": "1", "errors": "1", "skipped": "1"
+        "tests": "5", "failures": "1", "errors": "1", "skipped": "2"
     }  # fmt: skip
     (suite,) = root.findall("testsuite")
     assert suite.get("name") == "registry.demo"
     cases = {tc.get("name").split()[0]: tc for tc in suite.findall("testcase")}
-    assert set(cases) == {"T-passed", "T-failed", "T-error", "T-skipped"}
+    assert set(cases) == {"T-passed", "T-failed", "T-error", "T-skipped", "T-n/a"}
     assert [child.tag for child in cases["T-passed"]] == ["system-out"]
     failure = cases["T-failed"].find("failure")
     assert failure is not None and "status: expected Success, got Failure" in failure.get("message")
     assert cases["T-error"].find("error") is not None
-    assert cases["T-skipped"].find("skipped").get("message") == "option 'x' not enabled"
+    assert cases["T-skipped"].find("skipped").get("message") == "not run: prerequisite T-failed did not pass"
+    # JUnit has no "not applicable": a skip that says so, never a pass.
+    not_applicable = cases["T-n/a"].find("skipped")
+    assert not_applicable.get("type") == "not-applicable"
+    assert not_applicable.get("message") == "not applicable: option 'x' not declared (--option x)"
     assert "ITI TF-2a §3.18" in cases["T-passed"].findtext("system-out")
     assert {p.get("name"): p.get("value") for p in suite.iter("property")}["endpoint"] == "http://peer.example/registry"
 
@@ -115,8 +122,9 @@ def test_the_html_report_is_self_contained_and_escapes_messages(tmp_path: Path) 
     assert "&amp;lt;script src=&#x27;http://evil.example/x.js&#x27;&amp;gt;" in text
     assert "<script" not in text
     assert "do a thing &lt;b&gt;bold&lt;/b&gt;" in text
-    for verdict in ("PASSED", "FAILED", "ERROR", "SKIPPED"):
+    for verdict in ("PASSED", "FAILED", "ERROR", "SKIPPED", "N/A"):
         assert verdict in text
+    assert 'class="case not_applicable"' in text
     path = tmp_path / "out" / "report.html"
     write_html(run, path)
     assert path.read_text(encoding="utf-8") == text
@@ -125,9 +133,9 @@ def test_the_html_report_is_self_contained_and_escapes_messages(tmp_path: Path) 
 def test_write_junit_and_evidence_files(tmp_path: Path) -> None:
     run = _run()
     write_junit(run, tmp_path / "junit.xml")
-    assert etree.parse(str(tmp_path / "junit.xml")).getroot().get("tests") == "4"
+    assert etree.parse(str(tmp_path / "junit.xml")).getroot().get("tests") == "5"
     written = write_evidence(run, tmp_path / "evidence")
-    assert len(written) == 8
+    assert len(written) == 10  # a request and a response file for each of the 5 cases
     request = next(p for p in written if p.name.endswith("request.txt") and "T-failed" in str(p))
     content = request.read_bytes()
     assert content.startswith(b"HTTP POST http://peer.example/registry\ncontent-type: application/soap+xml\n\n")
@@ -137,6 +145,8 @@ def test_write_junit_and_evidence_files(tmp_path: Path) -> None:
 def test_a_run_passes_only_when_nothing_failed_or_erred() -> None:
     run = _run()
     assert not run.passed
-    run.cases = [r for r in run.cases if r.verdict in (Verdict.PASSED, Verdict.SKIPPED)]
+    run.cases = [r for r in run.cases if r.verdict in (Verdict.PASSED, Verdict.SKIPPED, Verdict.NOT_APPLICABLE)]
     assert run.passed
-    assert run.tally() == {Verdict.PASSED: 1, Verdict.FAILED: 0, Verdict.ERROR: 0, Verdict.SKIPPED: 1}
+    assert run.tally() == {
+        Verdict.PASSED: 1, Verdict.FAILED: 0, Verdict.ERROR: 0, Verdict.SKIPPED: 1, Verdict.NOT_APPLICABLE: 1
+    }  # fmt: skip

@@ -36,6 +36,7 @@ from conformance_tests.patients import GivenPatients
 from conformance_tests.plans import plan_for
 from conformance_tests.runner import RunConfig, Runner
 from conformance_tests.schemas import SchemaSet
+from conformance_tests.rmd import ITI86_ACTION, ITI86_RESPONSE_ACTION
 from conformance_tests.simulators.registry import CONTEXT_KEY, RegistrySimulator
 from xds.errors import ErrorCode, RegistryError
 from xds.http.server import ServerThread, SoapRequest, SoapResponse, SoapService, soap_app
@@ -145,11 +146,16 @@ def test_every_repository_suite_passes_against_our_repository(
     result = _run(our_repository, schemas, simulator, options=frozenset({"simple-soap"}))
     verdicts = {r.case.id: r.verdict for r in result.cases}
     plan = plan_for("repository")
-    assert {s.name for s in plan.suites} == {"provide", "retrieve", "soap"}
+    assert {s.name for s in plan.suites} == {"provide", "retrieve", "soap", "remove-documents"}
+    # Over http:// without the options, 12028 (TLS) and ITI-86 (not implemented) are not applicable.
+    optional = {"tls", "remove-documents"}
     for _suite, case in plan.all_cases():
-        expected = Verdict.SKIPPED if case.option == "tls" else Verdict.PASSED
+        expected = Verdict.NOT_APPLICABLE if case.option in optional else Verdict.PASSED
         assert verdicts.get(case.id) is expected, f"{case.id}: {verdicts.get(case.id)}\n{_failures(result)}"
     assert result.passed, _failures(result)
+    removal = next(r for r in result.cases if r.case.id == "rd-one")
+    assert removal.message == "not applicable: option 'remove-documents' not declared (--option remove-documents)"
+    assert removal.steps == []
     # The checks on the ITI-42 really ran: every forwarding step saw one registration.
     first = next(r for r in result.cases if r.case.id == "11966").steps[0]
     names = {c.name for c in first.checks}
@@ -179,8 +185,8 @@ def test_simple_soap_cases_are_skipped_unless_the_option_is_given(
 ) -> None:
     result = _run(our_repository, schemas, simulator, cases=("pnr-simple-soap", "ret-simple-request"))
     assert [(r.case.id, r.verdict) for r in result.cases] == [
-        ("pnr-simple-soap", Verdict.SKIPPED),
-        ("ret-simple-request", Verdict.SKIPPED),
+        ("pnr-simple-soap", Verdict.NOT_APPLICABLE),
+        ("ret-simple-request", Verdict.NOT_APPLICABLE),
     ]
 
 
@@ -244,6 +250,8 @@ class Defects:
     simple_response: bool = False  # ITI-41 answered as simple SOAP whatever the request
     no_location: bool = False  # XDSDocumentUniqueIdError without location
     any_repository: bool = False  # serves documents whatever the RepositoryUniqueId
+    remove_nothing: bool = False  # ITI-86 answers Success but keeps the documents
+    remove_unknown_ok: bool = False  # ITI-86 answers Success for a document it never had
 
 
 def _slot(entry: etree._Element, name: str) -> str | None:
@@ -372,6 +380,26 @@ class FakeRepository:
         return SoapResponse(action=Action.ITI43_RESPONSE, body=root, attachments=parts, mtom=not d.inline_retrieve)
 
 
+    async def remove(self, request: SoapRequest) -> SoapResponse:
+        """ITI-86 Remove Documents (ITI TF-2b §3.86.4.1.3), ITI-43 semantics per DocumentRequest."""
+        d = self.defects
+        errors: list[RegistryError] = []
+        removed = 0
+        for item in request.body.iterfind(_q(NS_XDS, "DocumentRequest")):
+            repository = item.findtext(_q(NS_XDS, "RepositoryUniqueId")) or ""
+            uid = item.findtext(_q(NS_XDS, "DocumentUniqueId")) or ""
+            if repository != REPOSITORY_ID:
+                errors.append(RegistryError(ErrorCode.UNKNOWN_REPOSITORY_ID, repository, uid))
+            elif uid not in self.documents and not d.remove_unknown_ok:
+                errors.append(RegistryError(ErrorCode.DOCUMENT_UNIQUE_ID_ERROR, uid, uid))
+            else:
+                removed += 1
+                if not d.remove_nothing:
+                    self.documents.pop(uid, None)
+        status = ResponseStatus.SUCCESS if not errors else ResponseStatus.PARTIAL_SUCCESS if removed else ResponseStatus.FAILURE
+        return SoapResponse(action=ITI86_RESPONSE_ACTION, body=build_registry_response(errors, status=status))
+
+
 @pytest.fixture
 def fake(simulator: RegistrySimulator, tmp_path: Path) -> Iterator[Callable[[Defects], str]]:
     """Start fake repositories (in server threads) that send ITI-42 to the simulator."""
@@ -379,7 +407,8 @@ def fake(simulator: RegistrySimulator, tmp_path: Path) -> Iterator[Callable[[Def
 
     def start(defects: Defects) -> str:
         repository = FakeRepository(simulator.url, defects)
-        service = SoapService(path="/repository", handlers={Action.ITI41: repository.provide, Action.ITI43: repository.retrieve})
+        handlers = {Action.ITI41: repository.provide, Action.ITI43: repository.retrieve, ITI86_ACTION: repository.remove}
+        service = SoapService(path="/repository", handlers=handlers)
         server = ServerThread(soap_app(services=[service], spool_dir=tmp_path / f"spool{len(servers)}"))
         server.start()
         servers.append(server)
@@ -411,6 +440,14 @@ BROKEN = [
                  id="error-without-location"),
     pytest.param(Defects(any_repository=True), "ret-unknown-repository", "error XDSUnknownRepositoryId", "none",
                  id="any-repository-id"),
+    pytest.param(Defects(remove_nothing=True), "rd-one", "status", "expected Failure, got Success",
+                 id="ITI-86-removes-nothing"),
+    pytest.param(Defects(remove_nothing=True), "rd-two", "status", "expected Failure, got Success",
+                 id="ITI-86-removes-nothing-of-two"),
+    pytest.param(Defects(remove_unknown_ok=True), "rd-unknown", "status", "expected Failure, got Success",
+                 id="ITI-86-unknown-document-accepted"),
+    pytest.param(Defects(remove_unknown_ok=True), "rd-partial", "status", "expected PartialSuccess, got Success",
+                 id="ITI-86-partial-as-success"),
 ]  # fmt: skip
 
 
@@ -424,7 +461,8 @@ def test_a_repository_with_one_defect_fails_that_check(
     check: str,
     detail: str,
 ) -> None:
-    result = _run(fake(defects), schemas, simulator, cases=(case,))
+    # The fake claims ITI-86 (the option), so the remove-documents cases are judged.
+    result = _run(fake(defects), schemas, simulator, cases=(case,), options=frozenset({"remove-documents"}))
     outcome = next(r for r in result.cases if r.case.id == case)
     assert outcome.verdict is Verdict.FAILED, _failures(result)
     failed = _failed_checks(result, case)
@@ -437,9 +475,26 @@ def test_the_fake_without_defects_passes_the_cases_above(
     fake: Callable[[Defects], str], schemas: SchemaSet, simulator: RegistrySimulator
 ) -> None:
     cases = tuple(sorted({p.values[1] for p in BROKEN}))  # type: ignore[misc]
-    result = _run(fake(Defects()), schemas, simulator, cases=cases)
+    result = _run(fake(Defects()), schemas, simulator, cases=cases, options=frozenset({"remove-documents"}))
     assert {r.case.id for r in result.cases} >= set(cases)
     assert result.passed, _failures(result)
+
+
+def test_the_remove_documents_suite_passes_against_a_peer_that_declares_it(
+    fake: Callable[[Defects], str], schemas: SchemaSet, simulator: RegistrySimulator
+) -> None:
+    endpoint = fake(Defects())
+    declared = _run(endpoint, schemas, simulator, suites=("remove-documents",), options=frozenset({"remove-documents"}))
+    verdicts = {r.case.id: r.verdict for r in declared.cases}
+    assert verdicts == dict.fromkeys(("rd-one", "rd-two", "rd-unknown", "rd-partial", "rd-other-repository"),
+                                     Verdict.PASSED), _failures(declared)  # fmt: skip
+    sent = [e for r in declared.cases for s in r.steps for e in s.exchanges if e.label.startswith("ITI-86")]
+    assert sent and all(b"urn:ihe:iti:2017:RemoveDocuments" in e.request_body for e in sent)
+    assert all(b"RemoveDocumentsRequest" in e.request_body and b"urn:ihe:iti:rmd:2017" in e.request_body for e in sent)
+    # The same peer without the option declared: not applicable, and no ITI-86 is sent.
+    undeclared = _run(endpoint, schemas, simulator, suites=("remove-documents",))
+    assert {r.verdict for r in undeclared.cases} == {Verdict.NOT_APPLICABLE}
+    assert not [s for r in undeclared.cases for s in r.steps]
 
 
 # -- the CLI -------------------------------------------------------------------------------------

@@ -29,7 +29,12 @@ case: ``--command KIND=TEMPLATE``, or ``--consumer-command TEMPLATE`` for every 
 --actor consumer --steps`` shows the kinds and the placeholders. A case whose kind has no template
 is skipped. The simulated registry, repository and imaging sources listen on
 ``--registry-sim-host``/``--registry-sim-port``.
-The exit status is 0 when every case passed (or was skipped), 1 when one failed, 2 for usage errors.
+Cases of an option the peer does not declare (``--option NAME``; ``list`` shows each plan's
+options) are reported as not applicable, never as passed. An ``https://`` endpoint declares the
+``tls`` option; ``--ca-cert`` names the CAs to trust and ``--client-cert``/``--client-key`` our
+certificate for mutual TLS.
+The exit status is 0 when every case passed (or was skipped or not applicable), 1 when one
+failed, 2 for usage errors.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ from conformance_tests.plans import ACTORS, PLANS, plan_for
 from conformance_tests.plans.consumer.common import COMMANDS_KEY, KINDS, OUT_KEY, PLACEHOLDERS, TIMEOUT_KEY
 from conformance_tests.plans.imaging_source.common import SOURCE_ID_KEY, WADO_KEY
 from conformance_tests.plans.imaging_source.wado import OPTION as WADO_OPTION
+from conformance_tests.plans.repository.common import TLS_OPTION
 from conformance_tests.report import write_html, write_junit
 from conformance_tests.runner import RunConfig, Runner
 from conformance_tests.schemas import SchemaError, SchemaSet, default_schema_dir
@@ -240,6 +246,19 @@ def _patients(
 @click.option("--timeout", type=float, default=60.0, help="Seconds to wait for each reply")
 @click.option("--insecure", is_flag=True, help="Do not verify the peer's TLS certificate")
 @click.option(
+    "--ca-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM file of the CA(s) that signed the peer's TLS certificate [default: the system's CAs]",
+)
+@click.option(
+    "--client-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Our TLS client certificate (PEM; may hold the key too), for a peer that asks for one (mutual TLS)",
+)
+@click.option(
+    "--client-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The key of --client-cert (PEM)"
+)
+@click.option(
     "--registry-sim-host", default="127.0.0.1", help="Address of the registry simulator (repository plan)"
 )
 @click.option(
@@ -260,7 +279,7 @@ def _patients(
 )
 @click.option(
     "--command", "commands", multiple=True, metavar="KIND=TEMPLATE",
-    help="Consumer plan: the command template of one kind (query, retrieve, fetch, objectref; repeat)",
+    help=f"Consumer plan: the command template of one kind ({', '.join(KINDS)}; repeat)",
 )
 @click.option(
     "--out-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -283,6 +302,9 @@ def run(
     assigning_authority: str,
     timeout: float,
     insecure: bool,
+    ca_cert: Path | None,
+    client_cert: Path | None,
+    client_key: Path | None,
     registry_sim_host: str,
     registry_sim_port: int,
     source_id: str | None,
@@ -304,6 +326,13 @@ def run(
         raise click.UsageError(str(exc)) from None
     if wado and WADO_OPTION in plan.options and WADO_OPTION not in options:
         options = (*options, WADO_OPTION)
+    # An https:// endpoint declares TLS (test 12028); --option tls with http:// makes it fail.
+    if endpoint and endpoint.lower().startswith("https://") and TLS_OPTION in plan.options and TLS_OPTION not in options:
+        options = (*options, TLS_OPTION)
+    if insecure and ca_cert:
+        raise click.UsageError("--insecure and --ca-cert exclude each other")
+    if client_key and not client_cert:
+        raise click.UsageError("--client-key needs --client-cert")
     templates = _templates(consumer_command, commands) if actor == "consumer" else {}
     if actor == "consumer":
         if not templates:
@@ -326,6 +355,10 @@ def run(
     except SchemaError as exc:
         raise click.UsageError(str(exc)) from None
     settings = {"actor": actor, "schemas": str(directory), "options": ", ".join(options) or "none"}
+    if ca_cert:
+        settings["trusted CAs"] = str(ca_cert)
+    if client_cert:
+        settings["client certificate"] = str(client_cert)
     with ExitStack() as stack:
         context: dict[str, object] = {}
         if "registry" in plan.simulators:
@@ -347,7 +380,7 @@ def run(
             base = out_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="xds-conformance-consumer-")))
             base.mkdir(parents=True, exist_ok=True)
             context.update({PEERS_KEY: peers, COMMANDS_KEY: templates, OUT_KEY: base, TIMEOUT_KEY: max(timeout, 120.0)})
-            for name in ("registry", "repository", "source", "source2"):
+            for name in ("registry", "repository", "source", "source2", "wado", "wado2"):
                 settings[f"{name} simulator"] = peers.url(name)
                 console.print(f"{name} simulator listening at [bold]{peers.url(name)}[/]")
             settings.update({f"command {kind}": template for kind, template in templates.items()})
@@ -380,7 +413,9 @@ def run(
             timeout=timeout,
             options=frozenset(options),
             assigning_authority=assigning_authority,
-            verify_tls=not insecure,
+            verify_tls=str(ca_cert) if ca_cert else not insecure,
+            client_cert=str(client_cert) if client_cert else None,
+            client_key=str(client_key) if client_key else None,
             settings=settings,
             context=context,
         )

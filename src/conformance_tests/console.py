@@ -15,6 +15,7 @@ STYLES = {
     Verdict.FAILED: "bold red",
     Verdict.ERROR: "bold magenta",
     Verdict.SKIPPED: "yellow",
+    Verdict.NOT_APPLICABLE: "dim",
 }
 
 

@@ -59,7 +59,14 @@ class Verdict(str, enum.Enum):
     PASSED = "passed"
     FAILED = "failed"  # the peer did not do what the TF requires
     ERROR = "error"  # the runner could not carry out the test (peer unreachable, bad setup)
-    SKIPPED = "skipped"  # not run: an option not enabled, or a prerequisite did not pass
+    SKIPPED = "skipped"  # not run: a prerequisite did not pass
+    #: not run: the case belongs to an option the peer does not declare (never counted as passed)
+    NOT_APPLICABLE = "n/a"
+
+    @property
+    def css(self) -> str:
+        """A CSS class name for the verdict (``n/a`` is no valid class)."""
+        return self.name.lower()
 
 
 class Transaction(str, enum.Enum):
@@ -71,6 +78,7 @@ class Transaction(str, enum.Enum):
     ITI42 = "ITI-42"
     ITI43 = "ITI-43"
     ITI51 = "ITI-51"
+    ITI86 = "ITI-86"
     RAD55 = "RAD-55"
     RAD68 = "RAD-68"
     RAD69 = "RAD-69"
@@ -459,5 +467,6 @@ class RunResult:
 
     @property
     def passed(self) -> bool:
-        """True when no case failed or erred (skipped cases do not count against a run)."""
-        return all(r.verdict in (Verdict.PASSED, Verdict.SKIPPED) for r in self.cases)
+        """True when no case failed or erred (skipped and not-applicable cases do not count
+        against a run)."""
+        return all(r.verdict in (Verdict.PASSED, Verdict.SKIPPED, Verdict.NOT_APPLICABLE) for r in self.cases)

@@ -46,7 +46,7 @@ def junit_xml(run: RunResult) -> bytes:
         tests=str(len(run.cases)),
         failures=str(tally[Verdict.FAILED]),
         errors=str(tally[Verdict.ERROR]),
-        skipped=str(tally[Verdict.SKIPPED]),
+        skipped=str(tally[Verdict.SKIPPED] + tally[Verdict.NOT_APPLICABLE]),
         time=f"{run.seconds:.3f}",
     )
     by_suite: dict[str, list[CaseResult]] = {}
@@ -61,7 +61,7 @@ def junit_xml(run: RunResult) -> bytes:
             tests=str(len(results)),
             failures=str(counts[Verdict.FAILED]),
             errors=str(counts[Verdict.ERROR]),
-            skipped=str(counts[Verdict.SKIPPED]),
+            skipped=str(counts[Verdict.SKIPPED] + counts[Verdict.NOT_APPLICABLE]),
             time=f"{sum(r.seconds for r in results):.3f}",
             timestamp=run.started,
             hostname=platform.node() or "localhost",
@@ -90,6 +90,9 @@ def junit_xml(run: RunResult) -> bytes:
                 error.text = summary
             elif result.verdict is Verdict.SKIPPED:
                 etree.SubElement(case, "skipped", message=result.message or "skipped")
+            elif result.verdict is Verdict.NOT_APPLICABLE:
+                # JUnit has no "not applicable": a skip whose message says why.
+                etree.SubElement(case, "skipped", type="not-applicable", message=result.message or "not applicable")
             out = etree.SubElement(case, "system-out")
             out.text = f"{result.case.tf}\n{result.case.reference}\n{_step_log(result)}"
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
@@ -107,7 +110,7 @@ h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.2em;border-bottom:1px solid
 h3{font-size:1.05em;margin:.2em 0}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:top}
 th{background:#f3f3f3}
-.passed{color:#17702a}.failed{color:#b00020;font-weight:bold}.error{color:#8a1c8a;font-weight:bold}.skipped{color:#8a6d00}
+.passed{color:#17702a}.failed{color:#b00020;font-weight:bold}.error{color:#8a1c8a;font-weight:bold}.skipped{color:#8a6d00}.not_applicable{color:#666}
 .case{border:1px solid #ddd;border-radius:4px;padding:.6em .9em;margin:.8em 0}
 .case.failed,.case.error{border-color:#b00020;background:#fff7f7}
 .meta{color:#555;font-size:.9em}
@@ -123,7 +126,7 @@ def _e(text: object) -> str:
 
 
 def _verdict(verdict: Verdict) -> str:
-    return f'<span class="{verdict.value}">{verdict.value.upper()}</span>'
+    return f'<span class="{verdict.css}">{verdict.value.upper()}</span>'
 
 
 def _checks(checks: Iterable[Check]) -> str:
@@ -180,7 +183,7 @@ def _case(result: CaseResult) -> str:
     )
     description = f"<p>{_e(case.description)}</p>" if case.description else ""
     return (
-        f'<div class="case {result.verdict.value}" id="{_e(result.suite.name)}-{_e(case.id)}">'
+        f'<div class="case {result.verdict.css}" id="{_e(result.suite.name)}-{_e(case.id)}">'
         f"<h3>{_verdict(result.verdict)} {_e(case.id)} &mdash; {_e(case.title)}</h3>"
         f'<div class="meta">{_e(case.tf)}'
         + (f" &middot; {_e(case.reference)}" if case.reference else "")

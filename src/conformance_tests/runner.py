@@ -41,6 +41,7 @@ from conformance_tests.model import (
 )
 from conformance_tests.patients import PatientSource
 from conformance_tests.response import ResponseView
+from conformance_tests.rmd import ITI86_ACTION, ITI86_RESPONSE_ACTION
 from conformance_tests.schemas import SchemaSet
 from conformance_tests.state import CaseState, RunData
 from conformance_tests.transport import SoapTransport
@@ -67,11 +68,17 @@ _WIRE: Final = {
     Transaction.ITI43: _Wire(
         Action.ITI43, Action.ITI43_RESPONSE, f"{{{NS_XDS}}}RetrieveDocumentSetResponse", False
     ),
+    # ITI TF-2b §3.86.4.2 (RMD): the ITI-86 response is a RegistryResponse.
+    Transaction.ITI86: _Wire(ITI86_ACTION, ITI86_RESPONSE_ACTION, f"{{{NS_RS}}}RegistryResponse", False),
     # RAD TF-3 §4.69.4.2: the RAD-69 response is an ITI-43 response (xds-notes §1.1).
     Transaction.RAD69: _Wire(
         Action.RAD69, Action.RAD69_RESPONSE, f"{{{NS_XDS}}}RetrieveDocumentSetResponse", False
     ),
 }
+#: The rule a failed TLS handshake breaks.
+TLS_RULE: Final = (
+    "ITI TF-2a §3.19 (Authenticate Node [ITI-19]: TLS with X.509 certificates); ITI TF-1 §9 (ATNA)"
+)
 #: Pause between the attempts of a step with ``settle`` time.
 SETTLE_INTERVAL: Final = 0.25
 
@@ -86,7 +93,11 @@ class RunConfig:
     timeout: float = 60.0
     options: frozenset[str] = frozenset()
     assigning_authority: str = DEFAULT_ASSIGNING_AUTHORITY
+    #: True / False, or a PEM file of the CAs to trust for an https:// peer.
     verify_tls: bool | str = True
+    #: Our client certificate (PEM) and its key, for a peer that asks for one (mutual TLS).
+    client_cert: str | None = None
+    client_key: str | None = None
     settings: dict[str, str] = field(default_factory=dict)
     #: Values every case can read from its state (e.g. the simulators the plan needs, by name).
     context: Mapping[str, Any] = field(default_factory=dict)
@@ -183,6 +194,8 @@ class Runner:
             self.config.endpoint,
             timeout=self.config.timeout,
             verify=self.config.verify_tls,
+            client_cert=self.config.client_cert,
+            client_key=self.config.client_key,
             transport=self._http_transport,
         ) as transport:
             work = ([setup] if setup else []) + selected
@@ -215,7 +228,9 @@ class Runner:
 
     def _skip_reason(self, case: TestCase, verdicts: dict[str, Verdict]) -> str:
         if case.option is not None and case.option not in self.config.options:
-            return f"option {case.option!r} not enabled (--option {case.option})"
+            hint = self.plan.options.get(case.option, "")
+            how = hint.split(":")[0] if hint.startswith("--") else f"--option {case.option}"
+            return f"not applicable: option {case.option!r} not declared ({how})"
         needed = ([SETUP_CASE_ID] if SETUP_CASE_ID in verdicts and case.id != SETUP_CASE_ID else []) + list(
             case.requires
         )
@@ -235,7 +250,9 @@ class Runner:
         self.listener.case_started(suite, case)
         reason = self._skip_reason(case, verdicts)
         if reason:
-            return CaseResult(suite=suite, case=case, verdict=Verdict.SKIPPED, message=reason)
+            # A case of an option the peer does not declare is not applicable, not passed.
+            verdict = Verdict.NOT_APPLICABLE if reason.startswith("not applicable") else Verdict.SKIPPED
+            return CaseResult(suite=suite, case=case, verdict=verdict, message=reason)
         state = CaseState(run)
         result = CaseResult(suite=suite, case=case, verdict=Verdict.PASSED)
         began = time.monotonic()
@@ -356,6 +373,11 @@ class Runner:
             )
         exchanges = [answer.exchange, *observed]
         view = ResponseView(answer)
+        if answer.tls_problem:
+            # The peer answered, but its TLS handshake failed (an untrusted or wrong certificate,
+            # or no TLS at all on an https:// endpoint): the peer's fault, not the runner's.
+            checks.append(Check("TLS handshake", False, answer.tls_problem, TLS_RULE))
+            return StepResult(step=step, verdict=Verdict.FAILED, checks=checks, exchanges=exchanges)
         if answer.exchange.error:
             checks.append(Check("reply", False, answer.problem, "peer reachable"))
             return StepResult(step=step, verdict=Verdict.ERROR, checks=checks, exchanges=exchanges)

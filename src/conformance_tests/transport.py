@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import shlex
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Sequence
@@ -58,6 +59,8 @@ __all__ = [
     "UNKNOWN_HEADER",
     "run_command",
     "send_mllp",
+    "tls_context",
+    "tls_probe",
 ]
 
 MAX_REPLY_BYTES: Final = 64 << 20
@@ -82,6 +85,7 @@ class SoapAnswer:
     root_content_type: str = ""  # Content-Type of the root part when multipart
     envelope: etree._Element | None = None
     problem: str = ""  # why there is no envelope (transport error, unparseable reply)
+    tls_problem: str = ""  # the TLS handshake with the peer failed (certificate, protocol)
     part_count: int = 0
     start_info: str | None = None
     #: The non-root MIME parts of a multipart reply, by Content-ID (without angle brackets).
@@ -152,6 +156,65 @@ def _unknown_header() -> etree._Element:
     return element
 
 
+def tls_context(
+    *, verify: bool | str = True, client_cert: str | None = None, client_key: str | None = None
+) -> ssl.SSLContext:
+    """The TLS settings for https:// peers: the CAs to trust (the system's, or those of the PEM
+    file ``verify``; none with ``verify=False``) and, for mutual TLS, our client certificate
+    (ITI TF-2a §3.19: both nodes authenticate with X.509 certificates)."""
+    if isinstance(verify, str):
+        context = ssl.create_default_context(cafile=verify)
+    else:
+        context = ssl.create_default_context()
+        if not verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+    if client_cert:
+        context.load_cert_chain(client_cert, client_key)
+    return context
+
+
+def _tls_failure(exc: BaseException) -> str:
+    """The TLS error behind a failed request, if there is one ("" otherwise)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError):
+            return f"{type(current).__name__}: {current}"
+        current = current.__cause__ or current.__context__
+    return ""
+
+
+def tls_probe(url: str, context: ssl.SSLContext, *, client_cert: bool, timeout: float = 5.0) -> str:
+    """Why a TLS session with ``url``'s host fails, found by a bare handshake and one read ("" when
+    it does not, or the host cannot be reached at all). A server that requires a client
+    certificate may only say so after the TLS 1.3 handshake, by an alert that an HTTP client sees
+    as a dropped connection; the read brings the alert to light."""
+    parsed = httpx.URL(url)
+    if parsed.scheme != "https" or not parsed.host:
+        return ""
+    try:
+        with socket.create_connection((parsed.host, parsed.port or 443), timeout=timeout) as raw:
+            with context.wrap_socket(raw, server_hostname=parsed.host) as tls:
+                shown = "ours" if client_cert else "none"
+                try:
+                    data = tls.recv(1)
+                except (TimeoutError, socket.timeout):
+                    return ""
+                if not data:
+                    # An HTTP server waits for the request; one that hangs up at once refused us.
+                    return (
+                        "the server ended the TLS session right after the handshake, before any request: it "
+                        f"refused our client certificate ({shown} shown; --client-cert/--client-key)"
+                    )
+    except ssl.SSLError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    except OSError:
+        return ""
+    return ""
+
+
 class SoapTransport:
     """Posts SOAP requests to one endpoint and records every exchange."""
 
@@ -161,11 +224,17 @@ class SoapTransport:
         *,
         timeout: float = 60.0,
         verify: bool | str = True,
+        client_cert: str | None = None,
+        client_key: str | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self._timeout = timeout
+        context = tls_context(verify=verify, client_cert=client_cert, client_key=client_key)
+        self._tls = context
+        self._client_cert = client_cert is not None
         self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout), verify=verify, transport=transport, headers={"user-agent": _USER_AGENT}
+            timeout=httpx.Timeout(timeout), verify=context, transport=transport, headers={"user-agent": _USER_AGENT}
         )
 
     def close(self) -> None:
@@ -225,6 +294,13 @@ class SoapTransport:
         except httpx.HTTPError as exc:
             exchange.error = f"{type(exc).__name__}: {exc}"
             answer.problem = f"no reply from {self.endpoint}: {exchange.error}"
+            answer.tls_problem = _tls_failure(exc)
+            if not answer.tls_problem and not isinstance(exc, httpx.TimeoutException):
+                answer.tls_problem = tls_probe(
+                    self.endpoint, self._tls, client_cert=self._client_cert, timeout=min(self._timeout, 5.0)
+                )
+            if answer.tls_problem:
+                exchange.error += f" (TLS: {answer.tls_problem})"
             return answer
         finally:
             exchange.seconds = time.monotonic() - began

@@ -16,7 +16,7 @@ entryUUIDs for every id, ``status`` Approved and ``lid`` set, as a registry retu
 
 Public API::
 
-    CONSUMER_ROOT, REPOSITORY_ID, SOURCE_IDS
+    CONSUMER_ROOT, REPOSITORY_ID, SOURCE_IDS, HOME_COMMUNITY_ID
     StoredDocument(key, spec, submission_set)      # .unique_id .entry_uuid .content .mime_type
     ConsumerTestData(patient_id, other_patient_id, documents, submission_sets, objects,
                      images, manifests)           # .document(key) .instances_of(kos key) ...
@@ -47,6 +47,7 @@ from xds.vocabulary import KOS_SOP_CLASS_UID, MIME_DICOM, NS_RIM, ReferenceIdTyp
 
 __all__ = [
     "CONSUMER_ROOT",
+    "HOME_COMMUNITY_ID",
     "REPOSITORY_ID",
     "SOURCE_IDS",
     "ConsumerTestData",
@@ -62,6 +63,9 @@ REPOSITORY_ID: Final = f"{CONSUMER_ROOT}.10"
 #: The simulated Imaging Document Sources' repositoryUniqueIds (the KOS Retrieve Location UIDs).
 SOURCE_IDS: Final = (f"{CONSUMER_ROOT}.20", f"{CONSUMER_ROOT}.21")
 RETRIEVE_AE_TITLES: Final = ("IDSSIM1", "IDSSIM2")
+#: The homeCommunityId the simulated registry puts on its objects when told to (XCA style), as a
+#: urn:oid: URI (ITI TF-3 §4.2.3.2, homeCommunityId).
+HOME_COMMUNITY_ID: Final = f"urn:oid:{CONSUMER_ROOT}.30"
 _UUID_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_OID, CONSUMER_ROOT)
 _REFERENCE_ATTRIBUTES: Final = ("classifiedObject", "registryObject", "sourceObject", "targetObject")
 

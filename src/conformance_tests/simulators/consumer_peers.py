@@ -7,9 +7,11 @@ MTOM are both accepted) with four SOAP endpoints over the consumer test data:
 * ``/repository``: a Document Repository answering ITI-43 (:class:`RepositoryResponder`);
 * ``/imaging-source/1`` and ``/imaging-source/2``: two Imaging Document Sources answering
   RAD-69 (:class:`SourceResponder`), whose repositoryUniqueIds are the Retrieve Location UIDs
-  of the test manifests.
+  of the test manifests;
+* ``/wado/1`` and ``/wado/2``: the same two sources' RAD-55 WADO-URI endpoints.
 
-Every POST is recorded byte for byte (:class:`Recorder`), also one the SOAP layer refuses.
+Every POST, and every GET to a WADO endpoint, is recorded byte for byte (:class:`Recorder`),
+also one the SOAP layer refuses.
 Test steps wrap the consumer's command in :meth:`ConsumerPeers.observe` to get what arrived
 meanwhile, and in the behaviour context managers to make a peer fail.
 
@@ -31,6 +33,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
+from starlette.routing import Route
+
 from conformance_tests.data.consumer import REPOSITORY_ID, SOURCE_IDS, ConsumerTestData, consumer_test_data
 from conformance_tests.data.ids import DEFAULT_ASSIGNING_AUTHORITY
 from conformance_tests.evidence import Exchange
@@ -50,12 +54,16 @@ PATHS: Final = {
     "repository": "/repository",
     "source": "/imaging-source/1",
     "source2": "/imaging-source/2",
+    "wado": "/wado/1",
+    "wado2": "/wado/2",
 }
 _LABELS: Final = {
     PATHS["registry"]: "ITI-18 received by the registry simulator",
     PATHS["repository"]: "ITI-43 received by the repository simulator",
     PATHS["source"]: "RAD-69 received by imaging source simulator 1",
     PATHS["source2"]: "RAD-69 received by imaging source simulator 2",
+    PATHS["wado"]: "RAD-55 received by imaging source simulator 1",
+    PATHS["wado2"]: "RAD-55 received by imaging source simulator 2",
 }
 
 
@@ -84,11 +92,21 @@ class ConsumerPeers:
             SoapService(path=PATHS["source2"], handlers={Action.RAD69: self.sources[1].handler},
                         name="Imaging Document Source simulator 2"),
         ]  # fmt: skip
-        self._app = Recorder(soap_app(services=services, spool_dir=self._spool), self._file, labels=_LABELS)
+        wado = [
+            Route(PATHS["wado"], self.sources[0].wado, methods=["GET"]),
+            Route(PATHS["wado2"], self.sources[1].wado, methods=["GET"]),
+        ]
+        self._app = Recorder(
+            soap_app(services=services, spool_dir=self._spool, extra_routes=wado),
+            self._file,
+            labels=_LABELS,
+            get_paths=(PATHS["wado"], PATHS["wado2"]),
+        )
         self._server: ServerThread | None = None
 
     def url(self, name: str) -> str:
-        """The endpoint URL of the peer ``name`` (``registry``, ``repository``, ``source``, ``source2``)."""
+        """The endpoint URL of the peer ``name`` (``registry``, ``repository``, ``source``, ``source2``,
+        ``wado``, ``wado2``)."""
         shown = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{shown}:{self.port}{PATHS[name]}"
 

@@ -6,14 +6,17 @@ serves the documents by uniqueId, each Imaging Document Source the DICOM test in
 Location UID of. Replies are always MTOM with each document an XOP part (ITI TF-2b §3.43.5;
 xds-notes §1.4), the status Success, PartialSuccess or Failure by ITI TF-2b §3.43.4.2.3.
 
+Each Imaging Document Source also answers RAD-55 WADO-URI GETs (:meth:`SourceResponder.wado`)
+for the same instances, as Part 10 files (``contentType=application/dicom``).
+
 Inside :meth:`RepositoryResponder.withholding` / :meth:`SourceResponder.withholding` the given
-uniqueIds / SOP Instance UIDs are answered with XDSDocumentUniqueIdError (location = the id), as
-if they were not available.
+uniqueIds / SOP Instance UIDs are answered with XDSDocumentUniqueIdError (location = the id), or
+by WADO with HTTP 404, as if they were not available.
 
 Public API::
 
     RepositoryResponder(data)        # .handler, .withholding(*unique_ids)
-    SourceResponder(data, source_id) # .handler, .withholding(*sop_uids)
+    SourceResponder(data, source_id) # .handler, .wado (a Starlette endpoint), .withholding(*sop_uids)
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from contextlib import contextmanager
 from typing import Final
 
 from lxml import etree
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 
 from conformance_tests.data.consumer import ConsumerTestData
 from conformance_tests.data.dicom import TestInstance
@@ -35,6 +40,8 @@ from xds.vocabulary import MIME_DICOM, NS_RS, NS_XDS, NS_XDSI, Action, ResponseS
 __all__ = ["RepositoryResponder", "SourceResponder"]
 
 EXPLICIT_VR_LITTLE_ENDIAN: Final = "1.2.840.10008.1.2.1"
+#: DICOM PS3.18 (WADO-URI): the parameters a request must carry.
+WADO_REQUIRED: Final = ("requestType", "studyUID", "seriesUID", "objectUID")
 
 
 def _text(element: etree._Element, local: str) -> str:
@@ -173,3 +180,28 @@ class SourceResponder(_Withholding):
                     else:
                         reply.document(item, found.data, MIME_DICOM)
         return reply.response(Action.RAD69_RESPONSE)
+
+    async def wado(self, request: Request) -> Response:
+        """RAD-55 WADO-URI (RAD TF-3 §4.55; DICOM PS3.18 WADO-URI): ``requestType=WADO`` with
+        studyUID, seriesUID and objectUID; the Part 10 file when ``contentType`` asks for
+        ``application/dicom``. A missing parameter is 400, an instance not served here 404
+        (xds-notes §1.1), a content type the simulator cannot render (e.g. the image/jpeg a
+        request without contentType defaults to) 406."""
+        params = request.query_params
+        missing = [name for name in WADO_REQUIRED if not params.get(name)]
+        if missing or params.get("requestType") != "WADO":
+            detail = f"missing {', '.join(missing)}" if missing else f"requestType {params.get('requestType')!r}"
+            return PlainTextResponse(f"bad WADO-URI request: {detail}", status_code=400)
+        found = self._served(params["studyUID"], params["seriesUID"], params["objectUID"])
+        if found is None or params["objectUID"] in self.withheld:
+            return PlainTextResponse("no such instance at this source", status_code=404)
+        wanted = [t.split(";")[0].strip() for t in params.get("contentType", "").split(",") if t.strip()]
+        if MIME_DICOM not in wanted:
+            return PlainTextResponse(
+                f"this source renders no {', '.join(wanted) or 'image/jpeg (the default)'}; ask for {MIME_DICOM}",
+                status_code=406,
+            )
+        syntax = params.get("transferSyntax")
+        if syntax and syntax != EXPLICIT_VR_LITTLE_ENDIAN:
+            return PlainTextResponse(f"cannot encode in {syntax}", status_code=406)
+        return Response(found.data, media_type=MIME_DICOM)

@@ -2,14 +2,15 @@
 
 :class:`Recorder` is ASGI middleware that files every POST (request and response bytes) as an
 :class:`~conformance_tests.evidence.Exchange` before the SOAP layer sees it, so a request the
-layer refuses (SOAP 1.1, no wsa:Action) is on record too. :func:`read_message` reads a recorded
+layer refuses (SOAP 1.1, no wsa:Action) is on record too; a GET to one of ``get_paths`` (e.g. a
+WADO-URI endpoint) is recorded with its query string in the exchange's target. :func:`read_message` reads a recorded
 request with the runner's own code: the packaging, the SOAP version, the WS-Addressing headers
 and the Body's first element, so that a test step can judge exactly what the actor under test
 sent (ITI TF-2x Appendix V; xds-notes §1.3-1.4).
 
 Public API::
 
-    Recorder(app, file_exchange, *, labels)       # labels: path -> label
+    Recorder(app, file_exchange, *, labels, get_paths=())  # labels: path -> label
     ReceivedMessage(exchange, path, content_type, mtom, soap_version, actions, message_id, to,
                     must_understand, body, parts, problem)
     read_message(exchange) -> ReceivedMessage
@@ -17,7 +18,7 @@ Public API::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
@@ -53,25 +54,31 @@ class Recorder:
         labels: Mapping[str, str],
         default_label: str | None = None,
         label_body: Callable[[bytes], str | None] | None = None,
+        get_paths: Collection[str] = (),
     ) -> None:
         """``labels`` name exchanges by path (``default_label``, else ``POST <path>``, for the
-        rest); ``label_body`` may rename one once its body is read."""
+        rest); ``label_body`` may rename one once its body is read; GETs are recorded only to
+        ``get_paths``."""
         self.app = app
         self.file_exchange = file_exchange
         self.labels = dict(labels)
         self.default_label = default_label
         self.label_body = label_body
+        self.get_paths = frozenset(get_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") != "POST":
+        method = scope.get("method")
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or not (method == "POST" or (method == "GET" and path in self.get_paths)):
             await self.app(scope, receive, send)
             return
-        path = str(scope.get("path", ""))
+        query = bytes(scope.get("query_string", b"")).decode("latin-1")
+        resource = path + (f"?{query}" if query and method == "GET" else "")
         client = scope.get("client")
         exchange = Exchange(
-            label=self.labels.get(path, self.default_label or f"POST {path}"),
+            label=self.labels.get(path, self.default_label or f"{method} {path}"),
             protocol="HTTP",
-            target=f"POST {path}" + (f" from {client[0]}:{client[1]}" if client else ""),
+            target=f"{method} {resource}" + (f" from {client[0]}:{client[1]}" if client else ""),
             started=_now(),
             request_headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", [])],
         )

@@ -7,14 +7,17 @@ GetSubmissionSetAndContents, with LeafClass or ObjectRef results, from the fixed
 §3.18.4.1.2.3.5 value syntax: strings in single quotes, lists in parentheses); a value that does
 not follow it is answered with Failure XDSRegistryError, like an unknown query id with
 XDSUnknownStoredQuery. Inside :meth:`DataRegistry.refusing` every query is answered with Failure
-and the given error, inside :meth:`DataRegistry.faulting` with a SOAP Fault.
+and the given error, inside :meth:`DataRegistry.faulting` with a SOAP Fault, and inside
+:meth:`DataRegistry.homed` every returned object carries a ``home`` attribute (a homeCommunityId,
+as an XCA Initiating Gateway returns them).
 
 Public API::
 
     QueryValues: parse_values(text) -> list[str] | None
     ParsedQuery(return_type, query_id, slots, problems)    # .values(name) .single(name)
     parse_query(body) -> ParsedQuery
-    DataRegistry(data)   # .handler (an xds.http.server Handler), .refusing(code, text), .faulting()
+    DataRegistry(data)   # .handler (an xds.http.server Handler), .refusing(code, text), .faulting(),
+                         # .homed(home_community_id)
 """
 
 from __future__ import annotations
@@ -126,6 +129,7 @@ class DataRegistry:
         self._lock = threading.Lock()
         self._refusal: tuple[str, str] | None = None
         self._fault = False
+        self._home: str | None = None
         self._entries = [o for o in data.objects if etree.QName(o).localname == "ExtrinsicObject"]
         self._packages = [o for o in data.objects if etree.QName(o).localname == "RegistryPackage"]
         self._associations = [o for o in data.objects if etree.QName(o).localname == "Association"]
@@ -152,11 +156,24 @@ class DataRegistry:
             with self._lock:
                 self._fault = False
 
+    @contextmanager
+    def homed(self, home: str) -> Iterator[None]:
+        """Within the block, every returned object (and ObjectRef) has ``home`` = ``home``: its
+        homeCommunityId (ITI TF-3 §4.2.3.2, homeCommunityId; xds-notes §3.3), which a consumer must
+        send back in its retrieve requests."""
+        with self._lock:
+            self._home = home
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._home = None
+
     # -- answering -------------------------------------------------------------------------------
     async def handler(self, request: SoapRequest) -> SoapResponse:
         """ITI-18 (ITI TF-2a §3.18.4.1.3): the objects the stored query selects."""
         with self._lock:
-            refusal, fault = self._refusal, self._fault
+            refusal, fault, home = self._refusal, self._fault, self._home
         if fault:
             raise SoapFault(FaultCode.RECEIVER, "the registry simulator was told to fail this query")
         if refusal is not None:
@@ -175,7 +192,9 @@ class DataRegistry:
             )
         if isinstance(selected, str):
             return self._answer(ResponseStatus.FAILURE, [], errors=[(ErrorCode.REGISTRY_ERROR.value, selected)])
-        return self._answer(ResponseStatus.SUCCESS, selected, object_refs=parsed.return_type == "ObjectRef")
+        return self._answer(
+            ResponseStatus.SUCCESS, selected, object_refs=parsed.return_type == "ObjectRef", home=home
+        )
 
     def _answer(
         self,
@@ -184,6 +203,7 @@ class DataRegistry:
         *,
         errors: Sequence[tuple[str, str]] = (),
         object_refs: bool = False,
+        home: str | None = None,
     ) -> SoapResponse:
         # ITI TF-2a §3.18.4.1.3; xds-notes §2: errors travel in an AdhocQueryResponse.
         response = etree.Element(
@@ -199,9 +219,13 @@ class DataRegistry:
         listing = etree.SubElement(response, f"{{{NS_RIM}}}RegistryObjectList")
         for item in objects:
             if object_refs:
-                etree.SubElement(listing, f"{{{NS_RIM}}}ObjectRef", id=item.get("id", ""))
+                added = etree.SubElement(listing, f"{{{NS_RIM}}}ObjectRef", id=item.get("id", ""))
             else:
-                listing.append(copy.deepcopy(item))
+                added = copy.deepcopy(item)
+                listing.append(added)
+            if home is not None:
+                # ebRIM 3.0 IdentifiableType/@home; ITI TF-2a §3.18.4.1.2.3.8 (use of homeCommunityId).
+                added.set("home", home)
         return SoapResponse(action=Action.ITI18_RESPONSE, body=response)
 
     def _select(self, query: ParsedQuery) -> list[etree._Element] | str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
+from urllib.parse import parse_qs
 
 from lxml import etree
 
@@ -18,11 +19,12 @@ from conformance_tests.data.consumer import REPOSITORY_ID, SOURCE_IDS, StoredDoc
 from conformance_tests.data.dicom import TestInstance, dataset_offset
 from conformance_tests.model import Check
 from conformance_tests.plans.consumer.common import EXPLICIT_VR_LE, Invocation, Judge, peers
+from conformance_tests.simulators.consumer_peers import PATHS
 from conformance_tests.simulators.recording import ReceivedMessage
 from conformance_tests.simulators.registry_data import parse_query, parse_values
 from conformance_tests.state import CaseState
 from xds.query.definitions import StoredQueryId
-from xds.vocabulary import NS_QUERY, NS_SOAP12, NS_WSA, NS_XDS, NS_XDSI, Action, Status
+from xds.vocabulary import MIME_DICOM, NS_QUERY, NS_SOAP12, NS_WSA, NS_XDS, NS_XDSI, Action, Status
 
 __all__ = [
     "absent_instances",
@@ -34,6 +36,7 @@ __all__ = [
     "queries",
     "rad69_requests",
     "retrieve_requests",
+    "wado_requests",
 ]
 
 WSA_RULE: Final = "ITI TF-2x Appendix V.3.2 (WS-Addressing headers); xds-notes §1.3"
@@ -219,13 +222,35 @@ def _text(element: etree._Element, local: str) -> str | None:
     return None if found is None else (found.text or "").strip()
 
 
-def retrieve_requests(expected: Callable[[CaseState], Sequence[str]], *, exact: bool = True) -> Judge:
+def _home_problem(item: etree._Element, home: str | None, where: str) -> str | None:
+    """What is wrong with a DocumentRequest's HomeCommunityId, given the metadata's ``home``."""
+    sent = _text(item, "HomeCommunityId")
+    if home is None and sent is not None:
+        return f"{where}: HomeCommunityId {sent!r}, but the metadata has none"
+    if home is not None and sent != home:
+        return f"{where}: HomeCommunityId {sent!r}, the metadata's home is {home}"
+    return None
+
+
+#: ITI TF-2a §3.18.4.1.2.3.8: the home attribute a query returned is sent back with the requests
+#: for those objects (ITI-43 HomeCommunityId; RAD-69 DocumentRequest/HomeCommunityId, XCA-I).
+HOME_RULE: Final = (
+    "ITI TF-2a §3.18.4.1.2.3.8 (use of homeCommunityId); ITI TF-2b §3.43.4.1.2 (HomeCommunityId); "
+    "RAD TF-3 §4.69.4.1.2; xds-notes §3.3, §5, §7.4"
+)
+
+
+def retrieve_requests(
+    expected: Callable[[CaseState], Sequence[str]], *, exact: bool = True, home: str | None = None
+) -> Judge:
     """The ITI-43 DocumentRequests (ITI TF-2b §3.43.4.1.2): RepositoryUniqueId the one the
-    metadata gives, no HomeCommunityId (the metadata has none), DocumentUniqueIds of registered
-    documents; together the ``expected`` uniqueIds (exactly, or at least with ``exact`` False)."""
+    metadata gives, HomeCommunityId the metadata's ``home`` (none when the metadata has none),
+    DocumentUniqueIds of registered documents; together the ``expected`` uniqueIds (exactly, or
+    at least with ``exact`` False)."""
 
     def judge(state: CaseState, run: Invocation) -> list[Check]:
         problems: list[str] = []
+        homes: list[str] = []
         asked: list[str] = []
         for n, message in enumerate(run.to("repository"), start=1):
             if message.body is None:
@@ -236,12 +261,15 @@ def retrieve_requests(expected: Callable[[CaseState], Sequence[str]], *, exact: 
                 repository = _text(item, "RepositoryUniqueId")
                 if repository != REPOSITORY_ID:
                     problems.append(f"request {n}: RepositoryUniqueId {repository!r} for {uid}, not {REPOSITORY_ID}")
-                if _text(item, "HomeCommunityId") is not None:
-                    problems.append(f"request {n}: HomeCommunityId for {uid}, but the metadata has none")
+                wrong = _home_problem(item, home, f"request {n}, {uid}")
+                if wrong:
+                    homes.append(wrong)
         wanted = list(expected(state))
         checks = [_check("DocumentRequest values", problems,
-                         "ITI TF-2b §3.43.4.1.2; ITI TF-3 §4.2.3.2.18 (repositoryUniqueId), §4.2.3.2.26 (homeCommunityId)",
-                         ok=f"{len(asked)} DocumentRequest(s)")]  # fmt: skip
+                         "ITI TF-2b §3.43.4.1.2; ITI TF-3 §4.2.3.2 (repositoryUniqueId)",
+                         ok=f"{len(asked)} DocumentRequest(s)"),
+                  _check("ITI-43 HomeCommunityId", homes, HOME_RULE,
+                         ok=f"{home} in every DocumentRequest" if home else "none (the metadata has none)")]  # fmt: skip
         missing = sorted(set(wanted) - set(asked))
         extra = sorted(set(asked) - set(wanted)) if exact else []
         detail = (f"missing {', '.join(missing)}; " if missing else "") + (f"unexpected {', '.join(extra)}; " if extra else "")
@@ -258,17 +286,22 @@ def _is_uid(text: str) -> bool:
 
 
 def rad69_requests(
-    expected: Callable[[CaseState], Sequence[TestInstance]], *, batch: int | None = None, once: bool = True
+    expected: Callable[[CaseState], Sequence[TestInstance]],
+    *,
+    batch: int | None = None,
+    once: bool = True,
+    home: str | None = None,
 ) -> Judge:
     """The RAD-69 requests (RAD TF-3 §4.69.4.1.2; xds-notes §7.4, §7.6): Study -> Series ->
     DocumentRequest as the manifest gives it; RepositoryUniqueId = the series' Retrieve Location
-    UID and the source asked; a TransferSyntaxUIDList with valid UIDs including one the source
-    serves; each instance asked (exactly once with ``once``) over all requests; at most ``batch``
-    per request."""
+    UID and the source asked; HomeCommunityId the manifest entry's ``home`` (none without); a
+    TransferSyntaxUIDList with valid UIDs including one the source serves; each instance asked
+    (exactly once with ``once``) over all requests; at most ``batch`` per request."""
 
     def judge(state: CaseState, run: Invocation) -> list[Check]:
         data = peers(state).data
         known = {i.sop_uid: i for i in data.referenced_instances}
+        homes: list[str] = []
         hierarchy: list[str] = []
         syntax: list[str] = []
         sizes: list[int] = []
@@ -285,6 +318,9 @@ def rad69_requests(
                             count += 1
                             uid = _text(item, "DocumentUniqueId") or ""
                             asked.append(uid)
+                            wrong = _home_problem(item, home, f"{label}, {uid}")
+                            if wrong:
+                                homes.append(wrong)
                             instance = known.get(uid)
                             repository = _text(item, "RepositoryUniqueId")
                             if instance is None:
@@ -316,6 +352,8 @@ def rad69_requests(
                    "RAD TF-3 §4.69.4.1.2; RAD TF-3 §4.68.4.1.2.1 (Retrieve Location UID)", ok=f"{len(asked)} instance(s)"),
             _check("TransferSyntaxUIDList", syntax, "RAD TF-3 §4.69.4.1.2 (TransferSyntaxUIDList, 1..n)",
                    ok="present, valid UIDs"),
+            _check("RAD-69 HomeCommunityId", homes, HOME_RULE,
+                   ok=f"{home} in every DocumentRequest" if home else "none (the metadata has none)"),
             _check("every referenced instance asked" + (" once" if once else ""),
                    [f"missing {', '.join(missing)}"] * bool(missing) + [f"not wanted {', '.join(extra)}"] * bool(extra)
                    + [f"asked twice {', '.join(twice)}"] * bool(twice),
@@ -327,6 +365,80 @@ def rad69_requests(
                                 f"{len(sizes)} requests of {sizes} instances (at most {batch} each)",
                                 "the case's batch size ({batch})"))  # fmt: skip
         return checks
+
+    return judge
+
+
+# -- RAD-55 WADO-URI -----------------------------------------------------------------------------
+WADO_RULE: Final = "RAD TF-3 §4.55.4.1 (WADO retrieve request); DICOM PS3.18 (WADO-URI parameters)"
+#: WADO endpoint -> the repositoryUniqueId of the source that serves it.
+_WADO_SOURCES: Final = (("wado", SOURCE_IDS[0]), ("wado2", SOURCE_IDS[1]))
+
+
+def _wado_gets(run: Invocation, peer: str) -> list[dict[str, list[str]]]:
+    """The query parameters of every GET the WADO endpoint ``peer`` received."""
+    found = []
+    for message in run.received:
+        method, _, rest = message.exchange.target.partition(" ")
+        resource = rest.split(" ")[0]
+        path, _, query = resource.partition("?")
+        if method == "GET" and path == PATHS[peer]:
+            found.append(parse_qs(query, keep_blank_values=True))
+    return found
+
+
+def wado_requests(expected: Callable[[CaseState], Sequence[TestInstance]], *, once: bool = True) -> Judge:
+    """The RAD-55 WADO-URI GETs (RAD TF-3 §4.55; xds-notes §7.1, §7.6): each with
+    ``requestType=WADO`` and the studyUID, seriesUID and objectUID the manifest gives, asking
+    ``contentType=application/dicom`` (the instance itself; without it a WADO-URI server renders
+    image/jpeg), sent to the WADO endpoint of the source whose repositoryUniqueId is the series'
+    Retrieve Location UID; every referenced instance asked (once with ``once``)."""
+
+    def judge(state: CaseState, run: Invocation) -> list[Check]:
+        data = peers(state).data
+        known = {i.sop_uid: i for i in data.referenced_instances}
+        params: list[str] = []
+        routing: list[str] = []
+        asked: list[str] = []
+        for peer, source_id in _WADO_SOURCES:
+            for n, query in enumerate(_wado_gets(run, peer), start=1):
+                label = f"{peer} GET {n}"
+                single = {k: v[0] for k, v in query.items() if len(v) == 1}
+                repeated = sorted(k for k, v in query.items() if len(v) > 1)
+                if repeated:
+                    params.append(f"{label}: {', '.join(repeated)} given more than once")
+                if single.get("requestType") != "WADO":
+                    params.append(f"{label}: requestType {single.get('requestType')!r}, not 'WADO'")
+                types = [t.split(";")[0].strip() for t in single.get("contentType", "").split(",") if t.strip()]
+                if MIME_DICOM not in types:
+                    params.append(f"{label}: contentType {single.get('contentType')!r} does not ask for {MIME_DICOM}")
+                uid = single.get("objectUID", "")
+                asked.append(uid)
+                instance = known.get(uid)
+                if instance is None:
+                    params.append(f"{label}: objectUID {uid!r} is in no manifest")
+                    continue
+                if single.get("studyUID") != instance.study_uid or single.get("seriesUID") != instance.series_uid:
+                    params.append(f"{label}: {uid} with studyUID {single.get('studyUID')!r}, "
+                                  f"seriesUID {single.get('seriesUID')!r}; the manifest says "
+                                  f"{instance.study_uid}, {instance.series_uid}")  # fmt: skip
+                location = data.location_of(instance)
+                if location != source_id:
+                    routing.append(f"{label}: {uid} asked of source {source_id}; its Retrieve Location UID is {location}")
+        wanted = [i.sop_uid for i in expected(state)]
+        twice = sorted({u for u in asked if asked.count(u) > 1}) if once else []
+        missing = sorted(set(wanted) - set(asked))
+        extra = sorted(set(asked) - set(wanted))
+        return [
+            Check("WADO request sent", bool(asked), f"{len(asked)} GET(s)", "xds-notes §7.6 step 3 (or WADO)"),
+            _check("WADO-URI parameters", params, WADO_RULE, ok="requestType, studyUID, seriesUID, objectUID, contentType"),
+            _check("WADO endpoint by Retrieve Location UID", routing,
+                   "RAD TF-3 §4.68.4.1.2.1 (Retrieve Location UID); xds-notes §7.2, §7.6", ok="every GET"),
+            _check("every referenced instance asked" + (" once" if once else ""),
+                   [f"missing {', '.join(missing)}"] * bool(missing) + [f"not wanted {', '.join(extra)}"] * bool(extra)
+                   + [f"asked twice {', '.join(twice)}"] * bool(twice),
+                   WADO_RULE + "; xds-notes §7.6", ok=f"{len(wanted)} instance(s)"),
+        ]  # fmt: skip
 
     return judge
 

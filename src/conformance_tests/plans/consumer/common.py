@@ -2,7 +2,7 @@
 runs the consumer under test while the simulated peers record what it sends.
 
 A Document Consumer is driven by its user, so each step runs an operator-given command template
-(one per kind of action: ``query``, ``retrieve``, ``fetch``, ``objectref``) with placeholders
+(one per kind of action: ``query``, ``retrieve``, ``fetch``, ``wado``, ``objectref``) with placeholders
 filled in from the simulated peers and the test data, inside
 :meth:`~conformance_tests.simulators.consumer_peers.ConsumerPeers.observe`. The step's judges then
 look at (a) what the peers received and (b) what the command produced: its exit status, its
@@ -62,6 +62,8 @@ KINDS: Final = {
     "retrieve": "retrieve {unique_ids} from {repository} (ITI-43) into {out}",
     "fetch": "the imaging flow for {patient}: ITI-18, ITI-43 of the manifests, RAD-69 to {source} / {source2}, "
     "into {out}",
+    "wado": "the imaging flow for {patient} by WADO: ITI-18, ITI-43 of the manifests, RAD-55 WADO-URI GETs to "
+    "{wado} / {wado2} (the sources {source_id} / {source2_id}), into {out}",
     "objectref": "FindDocuments for {patient} with returnType ObjectRef, then GetDocuments (LeafClass) for the "
     "references",
 }
@@ -74,6 +76,8 @@ PLACEHOLDERS: Final = {
     "source_id": f"repositoryUniqueId (Retrieve Location UID) of source 1 ({SOURCE_IDS[0]})",
     "source2": "RAD-69 endpoint of imaging source simulator 2",
     "source2_id": f"repositoryUniqueId (Retrieve Location UID) of source 2 ({SOURCE_IDS[1]})",
+    "wado": "RAD-55 WADO-URI endpoint of imaging source simulator 1",
+    "wado2": "RAD-55 WADO-URI endpoint of imaging source simulator 2",
     "patient": "the test patient (affinity-domain CX)",
     "unique_id": "the uniqueId of the (first) document to retrieve",
     "unique_ids": "the uniqueIds to retrieve, one argument each (use as a word of its own)",
@@ -154,6 +158,8 @@ def _defaults(sim: ConsumerPeers, out: Path) -> dict[str, str]:
         "source_id": SOURCE_IDS[0],
         "source2": sim.url("source2"),
         "source2_id": SOURCE_IDS[1],
+        "wado": sim.url("wado"),
+        "wado2": sim.url("wado2"),
         "patient": sim.data.patient_id,
         "study_uid": sim.data.images.study("ct").study_uid,
         "batch": str(DEFAULT_BATCH),

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from conformance_tests.data.consumer import StoredDocument
+from conformance_tests.data.consumer import HOME_COMMUNITY_ID, StoredDocument
 from conformance_tests.data.dicom import TestInstance
 from conformance_tests.model import TestCase, Transaction
 from conformance_tests.plans.consumer import checks as c
@@ -47,12 +47,14 @@ def _withheld(state: CaseState) -> Sequence[TestInstance]:
     return [i for i in referenced(state) if i.key == WITHHELD]
 
 
-def _flow(*, batch: int | None = None, once: bool = True, zero: bool | None = True) -> tuple[Judge, ...]:
+def _flow(
+    *, batch: int | None = None, once: bool = True, zero: bool | None = True, home: str | None = None
+) -> tuple[Judge, ...]:
     judges: list[Judge] = [
         c.envelopes(*PEERS),
         c.queries(StoredQueryId.FIND_DOCUMENTS, return_type=None),
-        c.retrieve_requests(lambda state: [d.unique_id for d in manifests(state)], exact=False),
-        c.rad69_requests(referenced, batch=batch, once=once),
+        c.retrieve_requests(lambda state: [d.unique_id for d in manifests(state)], exact=False, home=home),
+        c.rad69_requests(referenced, batch=batch, once=once, home=home),
         c.documents_in_out(manifests),
     ]
     if zero is not None:
@@ -101,6 +103,24 @@ def cases() -> tuple[TestCase, ...]:
                 behaviour=lambda sim: sim.sources[0].withholding(sim.data.images.instance(WITHHELD).sop_uid),
                 judges=(*_flow(once=False, zero=None), c.instances_in_out(_kept), c.absent_instances(_withheld)),
                 outcome=f"every other instance in {{out}} byte for byte; no file for {WITHHELD}",
+            ),),
+        ),
+        TestCase(
+            id="idc-home-community",
+            title="The metadata carries a homeCommunityId: ITI-43 and RAD-69 send it back",
+            tf="ITI TF-2a §3.18.4.1.2.3.8 (use of homeCommunityId); ITI TF-2b §3.43.4.1.2; " + TF69,
+            reference="xds-notes §3.3 (homeCommunityId, XCA), §5 (ITI-43 request), §7.4 (RAD-69, XCA-I)",
+            description="The registry returns every object with home=\"" + HOME_COMMUNITY_ID + "\", as an XCA "
+            "Initiating Gateway does. Each ITI-43 DocumentRequest for a manifest and each RAD-69 DocumentRequest "
+            "for its instances must carry that HomeCommunityId.",
+            option="fetch",
+            steps=(consumer_step(
+                "fetch", "the fetch command; the registry's objects carry a homeCommunityId", "fetch",
+                transaction=Transaction.RAD69,
+                behaviour=lambda sim: sim.registry.homed(HOME_COMMUNITY_ID),
+                judges=(*_flow(home=HOME_COMMUNITY_ID), c.instances_in_out(referenced)),
+                outcome=f"every ITI-43 and RAD-69 DocumentRequest with HomeCommunityId {HOME_COMMUNITY_ID}; "
+                "exit 0; everything in {out}",
             ),),
         ),
         TestCase(

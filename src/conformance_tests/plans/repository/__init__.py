@@ -1,12 +1,13 @@
 """The Document Repository test plan: ITI-41 Provide and Register (xds-notes §8.2), ITI-43
-Retrieve (§8.3) and the SOAP 1.2 / WS-Addressing behaviour of the endpoint (§1.3), run with a
-registry simulator the repository sends ITI-42 to."""
+Retrieve (§8.3), the SOAP 1.2 / WS-Addressing behaviour of the endpoint (§1.3) and, for a peer
+that declares the option, ITI-86 Remove Documents (§8.2 rep_rd), run with a registry simulator
+the repository sends ITI-42 to."""
 
 from __future__ import annotations
 
 from conformance_tests.model import Suite, TestPlan
-from conformance_tests.plans.repository import acceptance, provide, retrieve, soap
-from conformance_tests.plans.repository.common import REP
+from conformance_tests.plans.repository import acceptance, provide, remove, retrieve, soap
+from conformance_tests.plans.repository.common import REP, TLS_OPTION
 
 __all__ = ["repository_plan"]
 
@@ -25,11 +26,19 @@ def repository_plan() -> TestPlan:
             ),
             Suite(name="retrieve", title="Retrieve Document Set (ITI-43)", cases=retrieve.cases(), patient_roles=(REP,)),
             Suite(name="soap", title="SOAP 1.2 and WS-Addressing", cases=soap.cases(), patient_roles=(REP,)),
+            Suite(
+                name="remove-documents",
+                title="Remove Documents (ITI-86, option)",
+                cases=remove.cases(),
+                patient_roles=(REP,),
+            ),
         ),
         patient_roles={REP: "the patient of every submission (the registry simulator accepts any patient)"},
         options={
             "simple-soap": "ITI-41 and ITI-43 requests as simple SOAP are accepted (interop advice, xds-notes §1.4)",
-            "tls": "the endpoint is https:// (test 12028)",
+            TLS_OPTION: "the endpoint is https:// (test 12028; declared by an https:// --endpoint; "
+            "--ca-cert, --client-cert/--client-key for the certificates)",
+            remove.OPTION: "ITI-86 Remove Documents is implemented (RMD; NIST rep_rd 50000-50003)",
         },
         simulators=("registry",),
     )

@@ -42,6 +42,7 @@ __all__ = [
     "REP",
     "REPOSITORY_ID",
     "SENT",
+    "TLS_OPTION",
     "doc",
     "new_submission",
     "pnr",
@@ -53,6 +54,8 @@ __all__ = [
     "uid",
 ]
 
+#: The option of the cases run over TLS (declared by an https:// endpoint).
+TLS_OPTION: Final = "tls"
 #: The patient of the repository tests (the simulated registry knows every patient).
 REP: Final = "rep"
 OBSERVED: Final = "observed"

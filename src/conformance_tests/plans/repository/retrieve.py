@@ -13,7 +13,16 @@ from lxml import etree
 
 from conformance_tests.model import Check, RequestPackaging, SoapStep, TestCase, failure, success
 from conformance_tests.plans.repository import checks as c
-from conformance_tests.plans.repository.common import doc, new_submission, ours, pnr, provide, retrieve, uid
+from conformance_tests.plans.repository.common import (
+    TLS_OPTION,
+    doc,
+    new_submission,
+    ours,
+    pnr,
+    provide,
+    retrieve,
+    uid,
+)
 from conformance_tests.plans.repository.provide import partial_success
 from conformance_tests.response import ResponseView
 from conformance_tests.state import CaseState
@@ -98,8 +107,10 @@ def case_12028() -> TestCase:
         title="Retrieve over TLS",
         tf=TF43 + "; ITI TF-1 §9 (ATNA: TLS)",
         reference="NIST 12028",
-        description="Run with an https:// endpoint (and --insecure for a test certificate).",
-        option="tls",
+        description="Run with an https:// endpoint, which declares the option; --ca-cert names the CA of the "
+        "peer's certificate (--client-cert/--client-key when it asks for ours). A handshake that fails "
+        "(untrusted or wrong certificate, no TLS) fails the case, as does an http:// endpoint.",
+        option=TLS_OPTION,
         steps=(
             _submit("d1"),
             retrieve("retrieve", "retrieve d1 over https", ours("d1"), success(), verify=(c.returned(["d1"]), _over_tls)),
