@@ -116,3 +116,13 @@ def test_async_body_gathers_small_parts_into_few_chunks_and_keeps_every_byte(tmp
     assert b"".join(chunks) == expected
     assert all(chunks)
     assert len(chunks) <= len(expected) // COALESCE_BYTES + 1 < len(files)
+
+
+def test_payload_says_whether_producing_it_reads_files(tmp_path: Path) -> None:
+    path = tmp_path / "part.bin"
+    path.write_bytes(b"on disk")
+    memory = encode_mtom(ENVELOPE, [OutgoingPart("a@x", "text/plain", b"in memory")])
+    assert memory.in_memory and b"in memory" in b"".join(memory)
+    assert encode_mtom(ENVELOPE).in_memory
+    assert not encode_mtom(ENVELOPE, [OutgoingPart("b@x", "text/plain", path)]).in_memory
+    assert not encode_mtom(ENVELOPE, [OutgoingPart("c@x", "text/plain", iter([b"x"]), size=1)]).in_memory

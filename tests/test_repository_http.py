@@ -256,6 +256,23 @@ def test_12029_12021_retrieve_one_and_two_documents_bytes_identical(live: Live) 
     assert {u: d for u, (_, d) in docs.items()} == {de.unique_id: contents[de.id] for de in sub.document_entries}
 
 
+def test_retrieve_mixes_documents_from_memory_and_from_disk_and_reports_a_lost_file(live: Live) -> None:
+    """Small documents are read with the index lookup and sent from memory, a large one streams
+    from its file; a document whose file is gone is an error for that document only."""
+    pid = live.feed(f.patient_id())
+    sub = f.submission(pid, entries=3)
+    sizes = (5_000, 3 << 20, 7_000)
+    contents = {de.id: with_content(de, os.urandom(n)) for de, n in zip(sub.document_entries, sizes, strict=True)}
+    assert live.submit(sub, contents).status == SUCCESS
+    small, large, lost = sub.document_entries
+    digest = hashlib.sha256(contents[lost.id]).hexdigest()
+    (live.store_dir / "objects" / digest[:2] / digest[2:4] / digest).unlink()
+    outcome, docs = live.retrieve([(live.repository_id, de.unique_id) for de in (small, large, lost)])
+    assert (outcome.status, outcome.codes) == (PARTIAL, ["XDSDocumentUniqueIdError"])
+    assert outcome.errors[0].location == lost.unique_id
+    assert docs == {de.unique_id: (de.mime_type, contents[de.id]) for de in (small, large)}
+
+
 @pytest.mark.parametrize("mime", ["application/dicom", "text/xml", "application/pdf"])
 def test_12360_mime_type_round_trip(live: Live, mime: str) -> None:
     _, sub, contents = _submission(live)

@@ -179,3 +179,30 @@ def test_a_commit_without_flush_is_still_a_commit(store: DocumentStore, engine: 
         with engine.connect() as conn:
             # The pooled connection is back to flushing every commit (2 = FULL).
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+
+
+def test_stage_if_new_checks_and_stages_in_one_go(store: DocumentStore) -> None:
+    data = os.urandom(150_000)
+    with Spool(store.spool_dir) as spool:
+        assert store.stage_if_new("first", [_staged(store, spool, "7.1", data)], lease_seconds=600) == {}
+        assert store.existing(["7.1"])["7.1"].submission_id == "first"
+        assert store.path_for(hashlib.sha256(data).hexdigest()).read_bytes() == data
+        # An indexed uniqueId: its row is returned and nothing of the second submission is recorded.
+        found = store.stage_if_new(
+            "second", [_staged(store, spool, "7.1", b"other"), _staged(store, spool, "7.2", b"new")], lease_seconds=600
+        )
+    assert set(found) == {"7.1"} and found["7.1"].submission_id == "first"
+    assert store.existing(["7.2"]) == {}
+    assert store.counts() == {"pending": 1, "blobs": 1}
+    assert not store.path_for(hashlib.sha256(b"new").hexdigest()).exists()
+
+
+def test_prepare_flushes_and_makes_the_bucket_without_recording_anything(store: DocumentStore) -> None:
+    data = os.urandom(100_000)
+    with Spool(store.spool_dir) as spool:
+        attachment = spool.store_bytes(data, content_id="p@test", content_type="text/plain")
+        store.prepare([attachment])
+        target = store.path_for(attachment.sha256_hex)
+        assert target.parent.is_dir() and not target.exists()
+        assert attachment.path is not None and attachment.path.read_bytes() == data
+    assert store.counts() == {"blobs": 0}

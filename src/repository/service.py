@@ -15,19 +15,28 @@ Provide and Register, step by step (the crash-safety argument is in :mod:`reposi
 4. ITI-42; commit on Success, discard on Failure (the registry's RegistryResponse is relayed
    unchanged), and when the outcome is unknown ask the registry right away (ITI-18) and, if it
    cannot tell yet, leave the documents to the reconciler.
+
+Steps 1-3 run in one worker thread, the spooled files being flushed to disk beside the analysis;
+when every uniqueId is new, the index check and the staging are one index transaction
+(:meth:`DocumentStore.stage_if_new`). ITI-43 reads small documents in the thread that looks
+them up, so the response leaves in one write.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Final
 
 import anyio.to_thread
+from lxml import etree
+
 from repository import iti41, iti43
 from repository.registry_link import Outcome, RegistryUnavailable, is_ours, register, registered_entries
 from repository.store import DocumentStore, Staged, StoreConflict, StoredDocument
@@ -35,12 +44,18 @@ from xds.errors import ErrorCode, RegistryError
 from xds.http.client import AsyncSoapClient
 from xds.http.server import SoapRequest, SoapResponse
 from xds.metadata.responses import build_registry_response
+from xds.soap.attachments import Attachment
 from xds.soap.mtom_encode import OutgoingPart, new_content_id
 from xds.vocabulary import Action
 
-__all__ = ["DocumentRepository", "Timing"]
+__all__ = ["INLINE_DOCUMENT_MAX", "INLINE_RESPONSE_MAX", "DocumentRepository", "Timing"]
 
 log = logging.getLogger(__name__)
+
+#: ITI-43: a document up to this size is read into memory and sent with the response in one write.
+INLINE_DOCUMENT_MAX: Final = 2 << 20
+#: ITI-43: most bytes of documents one response holds in memory (the rest stream from disk).
+INLINE_RESPONSE_MAX: Final = 4 << 20
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +68,14 @@ class Timing:
     lease: float
     #: After an unknown outcome, how long the registry gets before the reconciler asks it.
     grace: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    """A submission staged and ready for ITI-42: its documents and the augmented SOR."""
+
+    parts: Sequence[iti41.DocumentPart]
+    submit_objects_request: etree._Element
 
 
 class DocumentRepository:
@@ -119,43 +142,66 @@ class DocumentRepository:
             # else: the same document again; it is registered again but stored once.
         return errors, new
 
-    async def provide_and_register(self, request: SoapRequest) -> SoapResponse:
-        """ITI-41 / RAD-68 (ITI TF-2b §3.41.4.1.3; RAD TF-3 §4.68.4.1.3)."""
-        marks = [time.perf_counter()]
-        analysis = await anyio.to_thread.run_sync(
-            partial(iti41.analyze, request.body, binary=request.binary, validate=self.validate_metadata)
-        )
-        if not analysis.ok or analysis.submit_objects_request is None:
+    def _prepare(self, attachments: Sequence[Attachment]) -> None:
+        try:
+            self.store.prepare(attachments)
+        except OSError:  # staging does the same again and reports the failure
+            log.warning("flushing the spooled documents ahead of staging failed", exc_info=True)
+
+    def _accept(self, request: SoapRequest, submission_id: str) -> SoapResponse | _Accepted:
+        """Steps 1-3 in one worker thread: analyse, augment, check the index and stage (one index
+        transaction when every uniqueId is new). A response means the submission ends here."""
+        # The documents' disk flushes run beside the analysis (CPU) instead of after it.
+        flush = threading.Thread(target=self._prepare, args=(list(request.attachments.values()),), daemon=True)
+        flush.start()
+        try:
+            analysis = iti41.analyze(request.body, binary=request.binary, validate=self.validate_metadata)
+        finally:
+            flush.join()
+        sor = analysis.submit_objects_request
+        if not analysis.ok or sor is None:
             return self._registry_response(analysis.errors)
         parts = analysis.documents
-        marks.append(time.perf_counter())
-        existing = await anyio.to_thread.run_sync(self.store.existing, [p.unique_id for p in parts])
-        errors, new = self._index_conflicts(parts, existing)
-        if errors:
-            return self._registry_response(errors)
-        sor = analysis.submit_objects_request
         iti41.augment(sor, parts, repository_id=self.repository_id)
-        marks.append(time.perf_counter())
-
-        submission_id = uuid.uuid4().hex
-        staged = [Staged(p.unique_id, p.mime_type, p.attachment) for p in new]
+        lease = self.timing.lease
         try:
-            await anyio.to_thread.run_sync(
-                partial(self.store.stage, submission_id, staged, lease_seconds=self.timing.lease)
+            existing = self.store.stage_if_new(
+                submission_id, [Staged(p.unique_id, p.mime_type, p.attachment) for p in parts], lease_seconds=lease
             )
+            if existing:
+                errors, new = self._index_conflicts(parts, existing)
+                if errors:
+                    return self._registry_response(errors)
+                self.store.stage(
+                    submission_id, [Staged(p.unique_id, p.mime_type, p.attachment) for p in new], lease_seconds=lease
+                )
         except StoreConflict:
             return self._registry_response(
                 [RegistryError(ErrorCode.REPOSITORY_BUSY, "a concurrent submission holds one of these documents; try again later")]
             )
         except OSError as exc:
             log.exception("staging submission %s failed", submission_id)
-            await anyio.to_thread.run_sync(self.store.discard, submission_id)
+            self.store.discard(submission_id)
             code = ErrorCode.REPOSITORY_OUT_OF_RESOURCES if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ErrorCode.REPOSITORY_ERROR
             return self._registry_response([RegistryError(code, f"the documents could not be stored: {exc.strerror}")])
+        # The SubmitObjectsRequest leaves the request tree, so the ITI-42 envelope adopts it
+        # instead of copying it.
+        parent = sor.getparent()
+        if parent is not None:
+            parent.remove(sor)
+        return _Accepted(parts, sor)
 
+    async def provide_and_register(self, request: SoapRequest) -> SoapResponse:
+        """ITI-41 / RAD-68 (ITI TF-2b §3.41.4.1.3; RAD TF-3 §4.68.4.1.3)."""
+        marks = [time.perf_counter()]
+        submission_id = uuid.uuid4().hex
+        accepted = await anyio.to_thread.run_sync(self._accept, request, submission_id)
+        if isinstance(accepted, SoapResponse):
+            return accepted
+        parts = accepted.parts
         marks.append(time.perf_counter())
         try:
-            result = await register(self._registry(), sor, deadline=self.timing.call_deadline)
+            result = await register(self._registry(), accepted.submit_objects_request, deadline=self.timing.call_deadline)
         except BaseException:
             # Cancelled (client gone, shutdown) in the middle of the call: the outcome is unknown.
             with anyio.CancelScope(shield=True):
@@ -170,7 +216,7 @@ class DocumentRepository:
             await anyio.to_thread.run_sync(partial(self.store.commit, submission_id, durable=False))
             marks.append(time.perf_counter())
             if log.isEnabledFor(logging.DEBUG):
-                steps = ("analysed", "checked", "staged", "registered", "committed")
+                steps = ("analysed, checked and staged", "registered", "committed")
                 log.debug(
                     "ITI-41 submission %s timings: %s",
                     submission_id,
@@ -229,28 +275,44 @@ class DocumentRepository:
         return self._registry_response(held)
 
     # -- ITI-43 ------------------------------------------------------------------------------
-    def _available(self, requests: Sequence[iti43.DocumentRequest]) -> dict[str, StoredDocument]:
+    def _available(self, requests: Sequence[iti43.DocumentRequest]) -> dict[str, tuple[StoredDocument, bytes | None]]:
+        """The retrievable documents among ``requests``, each with its content when it is small
+        enough to be sent from memory (read here, in the lookup's worker thread); larger ones
+        stream from disk later."""
         wanted = [r.document_id for r in requests if r.repository_id == self.repository_id]
-        available = {}
+        available: dict[str, tuple[StoredDocument, bytes | None]] = {}
+        budget = INLINE_RESPONSE_MAX
         for uid, document in self.store.lookup(wanted).items():
-            if document.path.is_file():
-                available[uid] = document
-            else:
+            content: bytes | None = None
+            try:
+                if document.size <= min(INLINE_DOCUMENT_MAX, budget):
+                    with open(document.path, "rb", buffering=0) as f:
+                        content = f.read(document.size + 1)
+                    if len(content) == document.size:
+                        budget -= document.size
+                    else:  # not what the index says: streamed from the file, as a large one
+                        content = None
+                elif not document.path.is_file():
+                    raise FileNotFoundError(document.path)
+            except FileNotFoundError:
                 log.error("document %s is in the index but its file %s is missing", uid, document.path)
+                continue
+            available[uid] = (document, content)
         return available
 
     async def retrieve(self, request: SoapRequest) -> SoapResponse:
-        """ITI-43 Retrieve Document Set (ITI TF-2b §3.43.4.1.3); the documents stream from disk."""
+        """ITI-43 Retrieve Document Set (ITI TF-2b §3.43.4.1.3); small documents go out from
+        memory in one write, larger ones stream from disk."""
         requests, errors = iti43.parse_request(request.body)
         available = await anyio.to_thread.run_sync(self._available, requests)
         pairs, more = iti43.answer(requests, repository_id=self.repository_id, available=available)
         found: list[iti43.Found] = []
         parts: list[OutgoingPart] = []
-        for doc_request, document in pairs:
+        for doc_request, (document, content) in pairs:
             content_id = new_content_id()
             found.append(iti43.Found(doc_request, document.mime_type, content_id))
-            parts.append(OutgoingPart(content_id, document.mime_type, document.path, size=document.size))
+            source = document.path if content is None else content
+            parts.append(OutgoingPart(content_id, document.mime_type, source, size=document.size))
         body = iti43.build_response(found, [*errors, *more])
         # ITI TF-2b §3.43.5 / xds-notes §1.4: the ITI-43 response is always MTOM.
         return SoapResponse(action=Action.ITI43_RESPONSE, body=body, attachments=parts, mtom=True)
-

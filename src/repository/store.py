@@ -61,7 +61,9 @@ Public API::
         .spool_dir / .objects_dir / .path_for(sha256)
         .existing(unique_ids) -> dict[str, StoredDocument]       (any state)
         .lookup(unique_ids) -> dict[str, StoredDocument]         (committed only)
+        .prepare(attachments)                                    (fsync + bucket dirs, ahead of stage)
         .stage(submission_id, staged, *, lease_seconds)
+        .stage_if_new(submission_id, staged, *, lease_seconds) -> dict[str, StoredDocument]
         .commit(submission_id, *, owner=None, unique_ids=None, durable=True) -> int
         .discard(submission_id, *, owner=None, unique_ids=None) -> int
         .extend_lease(submission_id, *, until, owner=None) -> int
@@ -86,7 +88,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -113,6 +115,14 @@ _BATCH: Final = 500
 
 class StoreConflict(Exception):
     """A concurrent submission took one of the uniqueIds between the check and the insert."""
+
+
+class _AlreadyIndexed(Exception):
+    """Rolls back :meth:`DocumentStore.stage_if_new`'s transaction; carries the rows it found."""
+
+    def __init__(self, rows: dict[str, StoredDocument]) -> None:
+        super().__init__(f"{len(rows)} uniqueId(s) already indexed")
+        self.rows = rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +221,25 @@ class PendingSubmission:
     owner_gone: bool = False
 
 
+# Statements of the hot paths, built once: SQLAlchemy then only looks up their compiled form
+# (building a statement per call costs more than running it on SQLite).
+_D = t.document
+_BY_UNIQUE_ID = select(_D).where(_D.c.unique_id.in_(bindparam("unique_ids", expanding=True)))
+_COMMITTED_BY_UNIQUE_ID = _BY_UNIQUE_ID.where(_D.c.state == t.COMMITTED)
+_COMMIT_SUBMISSION = (
+    update(_D)
+    .where(_D.c.submission_id == bindparam("b_submission"), _D.c.state == t.PENDING, _D.c.owner == bindparam("b_owner"))
+    .values(state=t.COMMITTED, committed=bindparam("b_now"))
+)
+
+_LOCK_BLOB = select(t.blob.c.sha256).where(t.blob.c.sha256 == bindparam("b_sha256")).with_for_update()
+_INSERT_DOCUMENTS = insert(_D)
+_INSERT_BLOB_IF_MISSING = {
+    "postgresql": postgresql.insert(t.blob).on_conflict_do_nothing(index_elements=["sha256"]),
+    "sqlite": sqlite.insert(t.blob).on_conflict_do_nothing(index_elements=["sha256"]),
+}
+
+
 def _chunks(items: Sequence[str], size: int = _BATCH) -> Iterable[Sequence[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -274,13 +303,10 @@ class DocumentStore:
     def _select(self, unique_ids: Iterable[str], *, committed_only: bool) -> dict[str, StoredDocument]:
         wanted = sorted(set(unique_ids))
         found: dict[str, StoredDocument] = {}
-        d = t.document
+        query = _COMMITTED_BY_UNIQUE_ID if committed_only else _BY_UNIQUE_ID
         with self.engine.connect() as conn:
             for batch in _chunks(wanted):
-                query = select(d).where(d.c.unique_id.in_(batch))
-                if committed_only:
-                    query = query.where(d.c.state == t.COMMITTED)
-                for row in conn.execute(query):
+                for row in conn.execute(query, {"unique_ids": list(batch)}):
                     found[row.unique_id] = self._row(row)
         return found
 
@@ -303,31 +329,36 @@ class DocumentStore:
     # -- staging -----------------------------------------------------------------------------
     def _insert_blob_if_missing(self, conn: Connection, sha256: str, size: int, now: float) -> None:
         values = {"sha256": sha256, "size": size, "created": now}
-        name = conn.dialect.name
-        if name == "postgresql":
-            conn.execute(postgresql.insert(t.blob).values(**values).on_conflict_do_nothing(index_elements=["sha256"]))
-        elif name == "sqlite":
-            conn.execute(sqlite.insert(t.blob).values(**values).on_conflict_do_nothing(index_elements=["sha256"]))
-        else:  # pragma: no cover - the two supported databases are above
-            if conn.execute(select(t.blob.c.sha256).where(t.blob.c.sha256 == sha256)).first() is None:
-                conn.execute(insert(t.blob).values(**values))
+        statement = _INSERT_BLOB_IF_MISSING.get(conn.dialect.name)
+        if statement is not None:
+            conn.execute(statement, values)
+        elif conn.execute(_LOCK_BLOB, {"b_sha256": sha256}).first() is None:  # pragma: no cover - other databases
+            conn.execute(insert(t.blob).values(**values))
 
     @staticmethod
     def _lock_blob(conn: Connection, sha256: str) -> bool:
         """Lock the blob row until the transaction ends; False if there is none."""
-        query = select(t.blob.c.sha256).where(t.blob.c.sha256 == sha256).with_for_update()
-        return conn.execute(query).first() is not None
+        return conn.execute(_LOCK_BLOB, {"b_sha256": sha256}).first() is not None
 
-    def stage(self, submission_id: str, staged: Sequence[Staged], *, lease_seconds: float) -> None:
-        """Step 2: record ``staged`` as pending (one transaction), then move each file into place.
+    def prepare(self, attachments: Iterable[Attachment]) -> None:
+        """Ahead of staging, beside other work (fsync and mkdir release the GIL): flush each
+        spooled file to disk and create the directories of its content address, so that staging
+        is left with a commit and renames. Idempotent and harmless for content that is never
+        staged: nothing is recorded and nothing reaches an object name."""
+        for attachment in attachments:
+            path = attachment.path
+            if path is not None:
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            self._make_parent(self.path_for(attachment.sha256_hex))
 
-        Raises :class:`StoreConflict` when a uniqueId is already in the index (a concurrent
-        submission won the race); nothing is recorded then.
-        """
-        if not staged:
-            return
-        now = self.clock()
-        rows = [
+    def _pending_rows(
+        self, submission_id: str, staged: Sequence[Staged], *, now: float, lease_seconds: float
+    ) -> list[dict[str, object]]:
+        return [
             {
                 "unique_id": s.unique_id,
                 "sha256": s.attachment.sha256_hex,
@@ -343,15 +374,71 @@ class DocumentStore:
             }
             for s in staged
         ]
+
+    def _lock_blobs(self, conn: Connection, staged: Sequence[Staged], now: float) -> None:
+        """Create (if missing) and lock the blob row of every content in ``staged``.
+
+        The first statement of the staging transaction writes, so on SQLite the transaction holds
+        the write lock from its start (it never has to upgrade a read snapshot, which can fail).
+        """
+        # Blob rows in a fixed order, so two submissions never wait on each other in a cycle.
+        for sha256, size in sorted({(s.attachment.sha256_hex, s.attachment.size) for s in staged}):
+            self._insert_blob_if_missing(conn, sha256, size, now)
+            self._lock_blob(conn, sha256)
+
+    def stage(self, submission_id: str, staged: Sequence[Staged], *, lease_seconds: float) -> None:
+        """Step 2: record ``staged`` as pending (one transaction), then move each file into place.
+
+        Raises :class:`StoreConflict` when a uniqueId is already in the index (a concurrent
+        submission won the race); nothing is recorded then.
+        """
+        if not staged:
+            return
+        now = self.clock()
+        rows = self._pending_rows(submission_id, staged, now=now, lease_seconds=lease_seconds)
         try:
             with self.engine.begin() as conn:
-                # Blob rows in a fixed order, so two submissions never wait on each other in a cycle.
-                for sha256, size in sorted({(r["sha256"], r["size"]) for r in rows}):
-                    self._insert_blob_if_missing(conn, sha256, size, now)
-                    self._lock_blob(conn, sha256)
-                conn.execute(insert(t.document), rows)
+                self._lock_blobs(conn, staged, now)
+                conn.execute(_INSERT_DOCUMENTS, rows)
         except IntegrityError as exc:
             raise StoreConflict(str(exc.orig)) from exc
+        self._place_files(staged)
+
+    def stage_if_new(
+        self, submission_id: str, staged: Sequence[Staged], *, lease_seconds: float
+    ) -> dict[str, StoredDocument]:
+        """The index check of step 2 and the staging in one transaction (the common case of a
+        submission whose uniqueIds are all new costs one commit, not two).
+
+        Returns the index rows (any state) already recorded under these uniqueIds. When there
+        are some, nothing is staged and the caller decides (refuse, or :meth:`stage` only the new
+        ones); when there are none, ``staged`` is recorded as pending and the files are moved
+        into place, as :meth:`stage` does. Raises :class:`StoreConflict` like :meth:`stage`.
+        """
+        if not staged:
+            return {}
+        now = self.clock()
+        rows = self._pending_rows(submission_id, staged, now=now, lease_seconds=lease_seconds)
+        wanted = sorted({s.unique_id for s in staged})
+        try:
+            with self.engine.begin() as conn:
+                self._lock_blobs(conn, staged, now)
+                found: dict[str, StoredDocument] = {}
+                for batch in _chunks(wanted):
+                    for row in conn.execute(_BY_UNIQUE_ID, {"unique_ids": list(batch)}):
+                        found[row.unique_id] = self._row(row)
+                if found:
+                    raise _AlreadyIndexed(found)
+                conn.execute(_INSERT_DOCUMENTS, rows)
+        except _AlreadyIndexed as indexed:  # rolled back: nothing recorded
+            return indexed.rows
+        except IntegrityError as exc:
+            raise StoreConflict(str(exc.orig)) from exc
+        self._place_files(staged)
+        return {}
+
+    def _place_files(self, staged: Sequence[Staged]) -> None:
+        """After the staging commit: each spool file fsynced and renamed to its content address."""
         for s in staged:
             target = self.path_for(s.attachment.sha256_hex)
             if target.exists():
@@ -386,25 +473,30 @@ class DocumentStore:
         the commit, a power cut may undo it, which leaves the rows pending for the reconciler,
         who commits them again because the registry has them. It saves an fsync per submission.
         """
-        d = t.document
-        query = update(d).where(*self._pending_filter(submission_id, owner, unique_ids)).values(
-            state=t.COMMITTED, committed=self.clock()
-        )
+        if unique_ids is None:
+            query = _COMMIT_SUBMISSION
+            params: dict[str, object] = {"b_submission": submission_id, "b_owner": owner or str(self.owner), "b_now": self.clock()}
+        else:
+            query = update(t.document).where(*self._pending_filter(submission_id, owner, unique_ids)).values(
+                state=t.COMMITTED, committed=self.clock()
+            )
+            params = {}
         with self.engine.connect() as conn:
             relaxed = not durable and conn.dialect.name == "sqlite"
-            if relaxed:
-                conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
-                conn.commit()
+            # The pragmas go straight to the driver (no statement compilation, no transaction of
+            # their own); the relaxed level holds for this connection until it is reset below.
+            driver = conn.connection.driver_connection if relaxed else None
+            if driver is not None:
+                driver.execute("PRAGMA synchronous=NORMAL")
             try:
                 if not durable and conn.dialect.name == "postgresql":
                     conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-                result = conn.execute(query)
+                result = conn.execute(query, params)
                 conn.commit()
             finally:
-                if relaxed:
+                if driver is not None:
                     conn.rollback()
-                    conn.exec_driver_sql("PRAGMA synchronous=FULL")
-                    conn.commit()
+                    driver.execute("PRAGMA synchronous=FULL")
         return result.rowcount
 
     def discard(self, submission_id: str, *, owner: str | None = None, unique_ids: Iterable[str] | None = None) -> int:

@@ -28,7 +28,8 @@ What the app does for a POST (SOAP 1.2 Part 2 §7; ITI TF-2x Appendix V; xds-not
   action the service does not serve is a Sender fault with subcode ``wsa:ActionNotSupported``.
 * The handler gets a :class:`SoapRequest`; its :class:`SoapResponse` is sent as simple SOAP or
   as MTOM (1 MiB streamed chunks, Content-Length when known), by default in the packaging of the
-  request. A :class:`~xds.soap.fault.SoapFault` raised by a handler is sent as is; any other
+  request (an MTOM answer whose parts are all in memory, up to 8 MiB, goes out as one body).
+  A :class:`~xds.soap.fault.SoapFault` raised by a handler is sent as is; any other
   exception becomes a Receiver fault (HTTP 500), is logged, and the service keeps serving.
 * Spool files of the request are deleted once the response has been sent, except those a
   handler claimed with :meth:`Attachment.move_to` or :meth:`Attachment.detach`.
@@ -120,6 +121,9 @@ DEFAULT_MAX_BODY_BYTES: Final = 8 << 30
 DEFAULT_MAX_ENVELOPE_BYTES: Final = 64 << 20
 #: Below this (declared) size an MTOM body is decoded on the event loop; above, in a thread.
 _OFFLOAD_ABOVE: Final = 1 << 20
+#: An MTOM response whose parts are all in memory and whose length is at most this is sent as one
+#: body (a streamed response costs a worker-thread hop per chunk).
+_JOIN_BELOW: Final = 8 << 20
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -416,6 +420,10 @@ class _SoapEndpoint:
             return Response(envelope, media_type=soap_content_type(reply.action))
         payload = encode_mtom(envelope, list(reply.attachments), action=reply.action)
         headers = {"content-type": payload.content_type}
+        if payload.in_memory and payload.length is not None and payload.length <= _JOIN_BELOW:
+            # Every part is in memory already: one body sent in one write, no worker-thread hop
+            # per chunk (the spool is cleaned before sending, as for any complete answer).
+            return Response(b"".join(payload.chunks), headers=headers)
         if payload.length is not None:
             headers["content-length"] = str(payload.length)
         # A sync iterator: Starlette pulls each 1 MiB chunk in a worker thread (file reads).

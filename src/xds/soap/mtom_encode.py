@@ -28,7 +28,9 @@ Public API::
     Source = bytes | bytearray | memoryview | os.PathLike | Attachment | Iterable[bytes]
     encode_mtom(root, parts, *, action=None, boundary=None, root_content_id=None,
                 chunk_size=CHUNK_SIZE) -> MtomPayload
-    MtomPayload(content_type, chunks, length)      # __iter__, __aiter__ (file reads off-loop)
+    MtomPayload(content_type, chunks, length, in_memory=False)
+                                                   # __iter__, __aiter__ (file reads off-loop);
+                                                   # in_memory: no part is read from a file
     new_content_id() -> str
     cid_href(content_id) -> str                    # "cid:" + percent-encoded id
 """
@@ -133,6 +135,9 @@ def _source_chunks(part: OutgoingPart, chunk_size: int) -> Iterator[bytes]:
     source = part.source
     if isinstance(source, Attachment):
         yield from source.iter_chunks(chunk_size)
+    elif isinstance(source, bytes) and len(source) <= chunk_size:
+        if source:
+            yield source  # immutable: passed on without a copy
     elif isinstance(source, bytes | bytearray | memoryview):
         view = memoryview(source).cast("B")
         for offset in range(0, len(view), chunk_size):
@@ -154,11 +159,17 @@ def _as_part(item: OutgoingPart | Attachment | tuple[str, str, Source]) -> Outgo
 
 @dataclass(frozen=True, slots=True)
 class MtomPayload:
-    """An encoded MTOM body: header value, chunk iterator (single use) and length if known."""
+    """An encoded MTOM body: header value, chunk iterator (single use) and length if known.
+
+    ``in_memory`` is True when every part is held in memory (bytes or an in-memory
+    :class:`Attachment`): producing the chunks then reads no file, so a server may join a small
+    body and send it in one write instead of streaming it.
+    """
 
     content_type: str
     chunks: Iterator[bytes]
     length: int | None
+    in_memory: bool = False
 
     def __iter__(self) -> Iterator[bytes]:
         return self.chunks
@@ -292,4 +303,11 @@ def encode_mtom(
         pending += tail
         yield bytes(pending)
 
-    return MtomPayload(content_type=content_type, chunks=generate(), length=length)
+    in_memory = all(_in_memory(part.source) for part in items)
+    return MtomPayload(content_type=content_type, chunks=generate(), length=length, in_memory=in_memory)
+
+
+def _in_memory(source: Source) -> bool:
+    if isinstance(source, Attachment):
+        return source.in_memory
+    return isinstance(source, bytes | bytearray | memoryview)
