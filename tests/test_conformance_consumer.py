@@ -490,11 +490,6 @@ def test_a_home_community_id_the_metadata_does_not_carry_fails(
     assert _failed_checks(result, "idc-retrieve-one") == {"ITI-43 HomeCommunityId"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="consumer.fetch drops the homeCommunityId the registry returns: its ITI-43 and RAD-69 requests carry "
-    "none (ITI TF-2a §3.18.4.1.2.3.8); reported to the consumer's owner",
-)
 def test_our_fetch_sends_the_home_community_id_back(peers: ConsumerPeers, schemas: SchemaSet, tmp_path: Path) -> None:
     result = _run(peers, schemas, {"fetch": OURS["fetch"]}, tmp_path, "idc-home-community")
     assert _verdicts(result) == {"idc-home-community": Verdict.PASSED}, _failed_checks(result, "idc-home-community")

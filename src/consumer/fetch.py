@@ -168,6 +168,9 @@ class DocumentRef:
     mime_type: str
     title: str = ""
     hash: str = ""
+    # ITI TF-2a §3.18.4.1.2.3.8: a homeCommunityId the registry returned goes back on ITI-43
+    # (and, for the images a manifest of that community references, on RAD-69).
+    home: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +194,7 @@ def _ref(entry: DocumentEntry) -> DocumentRef:
         mime_type=entry.mime_type,
         title=entry.title or "",
         hash=(entry.hash or "").lower(),
+        home=entry.home or None,
     )
 
 
@@ -290,7 +294,7 @@ def retrieve_documents(
     if not documents:
         return {}, []
     by_uid = {d.unique_id: d for d in documents}
-    requests = [iti43.DocumentRequest(d.unique_id, d.repository_id) for d in documents]
+    requests = [iti43.DocumentRequest(d.unique_id, d.repository_id, home=d.home) for d in documents]
     paths: dict[str, Path] = {}
     problems: list[str] = []
     with client.call(Action.ITI43, iti43.build_request(requests), mtom=True) as reply:
@@ -463,6 +467,7 @@ class _Run:
     reasons: dict[str, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     reports: list[Path] = field(default_factory=list)
+    homes: dict[str, str] = field(default_factory=dict)  # SOP Instance UID -> homeCommunityId
 
     def client(self, endpoint: str, *, transport: httpx.BaseTransport | None = None) -> SecuredSoapClient:
         o = self.options
@@ -579,6 +584,8 @@ def _discover(run: _Run) -> list[ImageReference]:
             if image.sop_instance_uid not in seen:
                 seen.add(image.sop_instance_uid)
                 images.append(image)
+                if exam.manifest.home:
+                    run.homes[image.sop_instance_uid] = exam.manifest.home
     found = {i.study_uid for i in images}
     run.errors.extend(f"study {uid}: no manifest of this patient references it" for uid in o.studies if uid not in found)
     return images
@@ -618,8 +625,11 @@ def _record(run: _Run, batch: Sequence[ImageReference], result: BatchResult) -> 
             run.errors.append(f"RAD-69 {error.code_text}: {error.context}")
 
 
-def _fetch_from(run: _Run, location: str, endpoint: str, images: Sequence[ImageReference]) -> None:
-    """Every pending instance of one Imaging Document Source, batch by batch (RAD TF-3 §4.69)."""
+def _fetch_from(
+    run: _Run, location: str, endpoint: str, images: Sequence[ImageReference], *, home: str | None = None
+) -> None:
+    """Every pending instance of one Imaging Document Source, batch by batch (RAD TF-3 §4.69),
+    with the homeCommunityId of the manifests that reference them, when they had one."""
     o = run.options
     on_bytes = run.progress.received if run.progress is not None else (lambda n: None)
     transport = CountingTransport(httpx.HTTPTransport(verify=o.verify, cert=o.cert), on_bytes)
@@ -627,7 +637,7 @@ def _fetch_from(run: _Run, location: str, endpoint: str, images: Sequence[ImageR
         for batch in _batches(images, o.batch_size):
             try:
                 result = retrieve_batch(
-                    client, batch, repository_id=location, transfer_syntaxes=o.transfer_syntaxes, accept=run.accept
+                    client, batch, repository_id=location, transfer_syntaxes=o.transfer_syntaxes, accept=run.accept, home=home
                 )
             except (SoapConnectionError, SoapProtocolError, SoapFault, ResponseFormatError, ValueError) as exc:
                 # The source is down or broken: the rest of its instances wait for the next run.
@@ -640,17 +650,17 @@ def _fetch_from(run: _Run, location: str, endpoint: str, images: Sequence[ImageR
 
 
 def _fetch_images(run: _Run, pending: Sequence[ImageReference]) -> None:
-    by_location: dict[str, list[ImageReference]] = {}
+    by_location: dict[tuple[str, str | None], list[ImageReference]] = {}
     for image in pending:
-        by_location.setdefault(image.retrieve_location_uid, []).append(image)
-    for location, images in by_location.items():
+        by_location.setdefault((image.retrieve_location_uid, run.homes.get(image.sop_instance_uid)), []).append(image)
+    for (location, home), images in by_location.items():
         endpoint = run.options.sources.get(location)
         if not location:
             reason = "the manifest gives no Retrieve Location UID for this series"
         elif endpoint is None:
             reason = f"no endpoint is configured for Retrieve Location UID {location} (give --source {location}=URL)"
         else:
-            _fetch_from(run, location, endpoint, images)
+            _fetch_from(run, location, endpoint, images, home=home)
             continue
         run.errors.append(f"{len(images)} instance(s): {reason}")
         for image in images:
