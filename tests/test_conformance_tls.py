@@ -43,22 +43,6 @@ REPOSITORY_ID = "1.3.6.1.4.1.21367.13.40.217"
 
 pytestmark = pytest.mark.skipif(not SCHEMAS.is_dir(), reason=f"shared schemas not found at {SCHEMAS}")
 
-# Our repository's app under uvicorn with TLS (xds.http.server.run_server), in a child process.
-SERVE_TLS = """
-import sys
-from pathlib import Path
-from repository.app import build_repository_app
-from repository.config import RepositorySettings
-from xds.http.server import run_server
-
-registry, data, port, cert, key, client_ca = sys.argv[1:7]
-settings = RepositorySettings(registry=registry, repository_id=sys.argv[7], data_dir=Path(data),
-                              registry_timeout=10.0, host="127.0.0.1", port=int(port))
-run_server(build_repository_app(settings), host="127.0.0.1", port=int(port), ssl_certfile=cert, ssl_keyfile=key,
-           ssl_ca_certs=client_ca, require_client_cert=True, log_level="warning")
-"""
-
-
 # -- certificates ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Issued:
@@ -201,8 +185,11 @@ def peers(certificates: Certificates, tmp_path_factory: pytest.TempPathFactory) 
         for name, issued in (("tls", certificates.server), ("wrong-name", certificates.wrong_name)):
             directory = tmp_path_factory.mktemp(f"repository-{name}")
             port = _free_port()
-            command = [sys.executable, "-c", SERVE_TLS, registry, str(directory), str(port), str(issued.cert),
-                       str(issued.key), str(certificates.ca), REPOSITORY_ID]  # fmt: skip
+            # Our repository through its CLI, HTTPS with client certificates required.
+            command = [sys.executable, "-m", "repository", "serve", "--host", "127.0.0.1", "--port", str(port),
+                       "--registry", registry, "--repository-id", REPOSITORY_ID, "--data-dir", str(directory),
+                       "--registry-timeout", "10", "--tls-cert", str(issued.cert), "--tls-key", str(issued.key),
+                       "--tls-client-ca", str(certificates.ca)]  # fmt: skip
             # The readiness probe trusts the CA, ignores the host name and shows our client certificate.
             probe = tls_context(verify=str(certificates.ca), client_cert=str(certificates.client.cert),
                                 client_key=str(certificates.client.key))  # fmt: skip

@@ -155,3 +155,73 @@ def test_a_dead_owners_registered_documents_are_kept_at_once_the_rest_later(engi
     later = anyio.run(reconciler.run_once)
     assert (later.committed, later.discarded) == (0, 1)
     assert store.existing(["5.2"]) == {}
+
+
+def test_behind_a_consent_registry_the_reconciler_presents_the_service_key(tmp_path: Path) -> None:
+    """A registry in the consent policy shows an anonymous ITI-18 nothing: a reconciler asking
+    without the service key would take a registered document for an unregistered one and
+    discard it. With ``registry_key`` (the registry's grant API key) it sees the entry and keeps
+    the document."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from click.testing import CliRunner
+
+    from registry.app import build_registry_app
+    from registry.config import RegistrySettings
+    from registry.iti42 import DocumentRegistry
+    from registry.patients import Patient
+    from registry.store.db import make_engine as registry_engine
+    from repository.cli import repository
+    from repository.store import Owner
+    from tests.support import factory as f
+    from xds.http.client import SoapClient
+    from xds.http.server import ServerThread
+    from xds.metadata.ebrim import encode_submit_objects_request
+    from xds.metadata.responses import parse_registry_response
+    from xds.vocabulary import Action, ResponseStatus
+
+    key = "service-key-for-the-test"
+    registry_db = f"sqlite:///{tmp_path / 'registry.sqlite'}"
+    settings = RegistrySettings(db=registry_db, data_dir=tmp_path / "registry", mllp_port=0, access_policy="consent", grant_api_key=key)
+    with ServerThread(build_registry_app(settings)) as server:
+        registry_url = server.url + "/registry"
+        pid = f.patient_id()
+        reg_engine = registry_engine(registry_db)
+        DocumentRegistry(reg_engine).patients.add_or_update(Patient(patient_id=pid))
+        reg_engine.dispose()
+        outcomes = {}
+        for with_key in (False, True):
+            data = f"registered document {with_key}".encode()
+            uid = f"2.25.{900001 + int(with_key)}"
+            sub = f.submission(pid, entries=1)
+            entry = sub.document_entries[0]
+            entry.unique_id, entry.repository_unique_id = uid, REPO
+            entry.hash, entry.size = hashlib.sha1(data).hexdigest(), str(len(data))
+            with SoapClient(registry_url, timeout=30) as client:
+                reply = client.call(Action.ITI42, encode_submit_objects_request(sub))
+            parsed = parse_registry_response(reply.body)
+            assert parsed.status == ResponseStatus.SUCCESS, [(e.code_text, e.context) for e in parsed.errors]
+            # The repository died after ITI-42 succeeded and before it recorded the outcome.
+            db = f"sqlite:///{tmp_path / f'repository-{with_key}.sqlite'}"
+            engine = make_engine(db)
+            upgrade(engine)
+            child = subprocess.Popen([sys.executable, "-c", "pass"])
+            child.wait()
+            store_dir = tmp_path / f"store-{with_key}"
+            earlier = DocumentStore(store_dir, engine, owner=Owner(Owner.current().host, child.pid, "gone"), clock=lambda: time.time() - 3600)
+            with Spool(earlier.spool_dir) as spool:
+                earlier.stage("crashed", [Staged(uid, "text/plain", spool.store_bytes(data, content_id="x", content_type="text/plain"))], lease_seconds=7200)
+            engine.dispose()
+            env = {**os.environ, "XDS_REPOSITORY_REGISTRY_KEY": key} if with_key else {"XDS_REPOSITORY_REGISTRY_KEY": ""}
+            result = CliRunner().invoke(
+                repository,
+                ["reconcile", "--registry", registry_url, "--db", db, "--store", str(store_dir), "--repository-id", REPO],
+                env=env,
+            )  # fmt: skip
+            assert result.exit_code == 0, result.output
+            outcomes[with_key] = result.output
+    assert "discarded 1" in outcomes[False], outcomes[False]
+    assert "committed 1" in outcomes[True] and "discarded 0" in outcomes[True], outcomes[True]

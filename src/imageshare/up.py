@@ -118,6 +118,7 @@ def repository_settings(settings: UpSettings) -> RepositorySettings:
         port=settings.port,
         data_dir=settings.data_dir,
         registry=f"{settings.base_url}/registry",
+        registry_key=grant_api_key(settings),
         access_policy=settings.access_policy,
         **options,  # type: ignore[arg-type]
     )

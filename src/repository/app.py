@@ -107,7 +107,7 @@ def build_repository_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         async with AsyncSoapClient(
-            settings.registry, timeout=settings.registry_timeout, spool_dir=store.spool_dir
+            settings.registry, timeout=settings.registry_timeout, spool_dir=store.spool_dir, headers=settings.registry_headers()
         ) as client:
             repository.client = client
             swept = await anyio.to_thread.run_sync(lambda: store.sweep(min_age=SWEEP_MIN_AGE))
@@ -153,7 +153,8 @@ def _export(settings: RepositorySettings) -> None:
 
 
 def describe_endpoints(settings: RepositorySettings) -> list[str]:
-    base = f"http://{settings.host}:{settings.port}{PATH}"
+    scheme = "https" if settings.tls_cert else "http"
+    base = f"{scheme}://{settings.host}:{settings.port}{PATH}"
     return [
         f"Document Repository ITI-41 Provide and Register (and RAD-68):  {base}",
         f"Document Repository ITI-43 Retrieve Document Set:             {base}",
@@ -182,6 +183,10 @@ def serve_repository(settings: RepositorySettings) -> None:
             workers=settings.workers,
             factory=True,
             log_level=settings.log_level,
+            **settings.tls_options(),  # type: ignore[arg-type]
         )
     else:
-        run_server(build_repository_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+        run_server(
+            build_repository_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
+            **settings.tls_options(),  # type: ignore[arg-type]
+        )  # fmt: skip

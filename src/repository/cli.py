@@ -47,6 +47,9 @@ def repository() -> None:
 @click.option("--access-policy", type=click.Choice(["open", "consent"]), help="open: plain XDS.b; consent: ITI-43 needs the registry's SAML assertion [default: open]")
 @click.option("--trusted-token-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The registry's token-signing certificate, PEM (its /consent/certificate)")
 @click.option("--token-audience", help="This repository's audience in the assertions [default: the registry's default]")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Serve HTTPS with this PEM certificate (with --tls-key)")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The PEM private key of --tls-cert")
+@click.option("--tls-client-ca", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Require client certificates signed by this CA (mutual TLS)")
 def serve(config: Path | None, **flags: object) -> None:
     """Run the Document Repository (HTTP SOAP endpoint)."""
     from repository.app import serve_repository
@@ -77,7 +80,7 @@ def reconcile(config: Path | None, **flags: object) -> None:
     timing = timing_for(settings)
 
     async def run() -> None:
-        async with AsyncSoapClient(settings.registry, timeout=settings.registry_timeout) as client:
+        async with AsyncSoapClient(settings.registry, timeout=settings.registry_timeout, headers=settings.registry_headers()) as client:
             repo = DocumentRepository(store, repository_id=settings.repository_id, client=client, timing=timing)
             reconciler = Reconciler(
                 store, repo.lookup_registry, repository_id=settings.repository_id, lease_seconds=timing.lease, retry_after=0,

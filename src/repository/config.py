@@ -8,6 +8,7 @@ from typing import Final
 
 from repository.db import sqlite_url
 from xds.security.gate import check_access_policy, consent_audit_path
+from xds.settings import SettingsError
 from xds.vocabulary import CONSENT_TOKEN_AUDIENCE
 
 #: A repositoryUniqueId for a repository nobody configured: an OID under the UUID arc (2.25),
@@ -35,6 +36,10 @@ class RepositorySettings:
     schemas: Path | None = None
     # Seconds for each connect/read/write of the ITI-42 and ITI-18 calls to the registry.
     registry_timeout: float = 60.0
+    # Sent as "Authorization: Bearer" on those calls: a registry in the consent policy shows its
+    # services (this repository's reconciler) what is registered (its grant API key). Give it by
+    # file or XDS_REPOSITORY_REGISTRY_KEY, not on a command line.
+    registry_key: str | None = None
     # Largest ITI-41 request body (HTTP 413 beyond) and largest SOAP envelope held in memory.
     max_body_bytes: int = 8 << 30
     max_envelope_bytes: int = 64 << 20
@@ -55,9 +60,31 @@ class RepositorySettings:
     # DESIGN §4 "Abuse": the append-only audit log (JSON lines) of the consent gate; empty =
     # <data_dir>/audit/repository-consent.jsonl when access_policy is "consent" (see audit_path()).
     audit_log: Path | None = None
+    # DESIGN §6 "TLS": HTTPS with this PEM certificate and key; with tls_client_ca, client
+    # certificates signed by that CA are required (mutual TLS).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
 
     def __post_init__(self) -> None:
         check_access_policy(self.access_policy, trusted_token_cert=self.trusted_token_cert)
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise SettingsError("tls_cert and tls_key go together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise SettingsError("tls_client_ca needs tls_cert and tls_key")
+
+    def registry_headers(self) -> dict[str, str]:
+        """HTTP headers of the calls to the registry."""
+        return {"authorization": f"Bearer {self.registry_key}"} if self.registry_key else {}
+
+    def tls_options(self) -> dict[str, Path | bool | None]:
+        """:func:`xds.http.server.run_server` keyword arguments for HTTPS (none set: plain HTTP)."""
+        return {
+            "ssl_certfile": self.tls_cert,
+            "ssl_keyfile": self.tls_key,
+            "ssl_ca_certs": self.tls_client_ca,
+            "require_client_cert": self.tls_client_ca is not None,
+        }
 
     def audit_path(self) -> Path | None:
         """Where the consent gate's audit goes (None under the open policy unless set)."""
