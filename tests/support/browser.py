@@ -30,9 +30,11 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium per test process."""
+    """One headless Chromium per test module. Not per session: Playwright's sync API keeps an
+    event loop running in the main thread while it is started, and the asyncio code of the
+    tests that come after it in the same process (anyio.run, asyncio.run) could not start."""
     binary = chromium_path()
     if binary is None:
         pytest.skip("chromium is not installed (scripts/install-browser.sh installs the Debian package)")
