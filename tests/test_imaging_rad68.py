@@ -437,3 +437,21 @@ def test_the_runner_of_the_settings_checks_its_codes(store: DicomStore, tmp_path
     assert runner.sender.endpoint == "http://127.0.0.1:1/repository"  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="practice_setting"):
         runner_from_settings(SourceSettings(data_dir=tmp_path / "edge", codes=CODES_XML, practice_setting_code="Nope^^1.2.3"), store)
+
+
+def test_an_accession_without_an_oid_issuer_is_left_out_or_gets_the_configured_one(store: DicomStore, tmp_path: Path) -> None:
+    """ITI TF-3 Table 4.2.3.1.7-2: the accession's CXi carries ``&OID&ISO``. A local, non-OID
+    issuer in the images is replaced by the configured OID; without one the accession is not
+    sent (a bare ``ACC^^^^...`` fails every validator)."""
+    import dataclasses
+
+    from imaging_source.rad68 import _reference_ids
+
+    spec = StudySpec(accession="ACC300")
+    exam, _manifest, _ = _stored_exam(store, spec, tmp_path)
+    local = dataclasses.replace(exam.study, accession_issuer="RADIOLOGY")
+    study_ref = f"{spec.study_uid}^^^^{ReferenceIdType.STUDY_INSTANCE_UID}"
+    assert _reference_ids(local, accession_oid="") == [study_ref]
+    assert _reference_ids(local, accession_oid="1.2.3.4") == [f"ACC300^^^&1.2.3.4&ISO^{ReferenceIdType.ACCESSION}", study_ref]
+    named = dataclasses.replace(exam.study, accession_issuer="1.9.8")
+    assert _reference_ids(named, accession_oid="1.2.3.4")[0] == f"ACC300^^^&1.9.8&ISO^{ReferenceIdType.ACCESSION}"

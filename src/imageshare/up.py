@@ -60,6 +60,9 @@ class UpSettings:
     # The assigning authority of the hospital's MRNs (sourcePatientId) when a modality sends no
     # OID in Issuer of Patient ID; by default the IHE test authority "IHEGREEN".
     local_patient_id_oid: str = "1.3.6.1.4.1.21367.13.20.2000"
+    # The assigning authority of the hospital's accession numbers when the images name none as an
+    # OID: a fixed OID under the UUID arc (2.25) for a default installation; configure your own.
+    accession_issuer_oid: str = "2.25.281772451561841388745146899892894698548"
 
     @property
     def local(self) -> str:
@@ -142,6 +145,7 @@ def source_settings(settings: UpSettings) -> SourceSettings:
         grant_api_key=grant_api_key(settings),
         portal_url=f"{settings.base_url}/portal/",
         local_patient_id_oid=settings.local_patient_id_oid,
+        accession_issuer_oid=settings.accession_issuer_oid,
     )
 
 

@@ -72,7 +72,8 @@ class SourceSettings:
     # OID of the hospital's MRN assigning authority (sourcePatientId); empty = the DICOM Issuer
     # of Patient ID when it is an OID.
     local_patient_id_oid: str = ""
-    # Issuer OID of accession numbers whose images name none (referenceIdList).
+    # Issuer OID of accession numbers whose images name none as an OID (referenceIdList, ITI
+    # TF-3 Table 4.2.3.1.7-2); empty = such accessions are left out of the metadata.
     accession_issuer_oid: str = ""
     # Affinity-domain code set (codes.xml) the codes below are checked against; empty = unchecked.
     codes: Path | None = None

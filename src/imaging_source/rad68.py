@@ -333,15 +333,17 @@ def _service_start(study: StudyRecord) -> str | None:
 
 def _reference_ids(study: StudyRecord, *, accession_oid: str) -> list[str]:
     """ITI TF-3 §4.2.3.2.21 referenceIdList (CXi): accession with its issuer, and the Study
-    Instance UID (RAD TF-3 §4.68.4.1.2.3.2)."""
+    Instance UID (RAD TF-3 §4.68.4.1.2.3.2).
+
+    ITI TF-3 Table 4.2.3.1.7-2: an accession (CXi.5 ``urn:ihe:iti:xds:2013:accession``) must
+    carry its assigning authority as ``&OID&ISO``; with no OID known (neither in the images'
+    Issuer of Accession Number nor as ``accession_oid``) the accession is left out rather than
+    sent in a form every Connectathon validator rejects (xds-notes §9)."""
     ids: list[str] = []
     if study.accession:
-        issuer = study.accession_issuer or accession_oid
+        issuer = study.accession_issuer if study.accession_issuer and hl7.is_oid(study.accession_issuer) else accession_oid
         if issuer and hl7.is_oid(issuer):
-            authority = f"&{issuer}&ISO"
-        else:
-            authority = _escape(issuer) if issuer else ""
-        ids.append(f"{_escape(study.accession)}^^^{authority}^{ReferenceIdType.ACCESSION}")
+            ids.append(f"{_escape(study.accession)}^^^&{issuer}&ISO^{ReferenceIdType.ACCESSION}")
     ids.append(f"{study.study_uid}^^^^{ReferenceIdType.STUDY_INSTANCE_UID}")
     return ids
 
