@@ -10,6 +10,10 @@
     xds conformance run --actor imaging-source --endpoint http://host:8030/imaging-source \\
         --source-id 1.3.6.1.4.1.21367.13.80.110 --dicom host:11112 --dicom-ae XDSEDGE \\
         --wado http://host:8030/wado
+    xds conformance run --actor imaging-source --endpoint http://host:8030/imaging-source \
+        --source-id 1.3.6.1.4.1.21367.13.80.110 --dicom host:11112 --dicom-ae XDSEDGE --suite submit \
+        --registry-sim-port 9020 \
+        --command submit='my-edge share {patient} --study {study_uid} --to {repository}'
     xds conformance run --actor consumer \
         --command query='my-consumer query --registry {registry} --patient {patient}' \
         --command retrieve='my-consumer get {unique_ids} --from {repository} --repo-id {repository_id} --dir {out}' \
@@ -24,6 +28,11 @@ The imaging-source plan loads its DICOM test studies into the source first: by C
 (``--dicom HOST:PORT --dicom-ae AE``), a command run per file (``--preload-command 'CMD {file}'``;
 ``{sop_uid}``, ``{series_uid}``, ``{study_uid}`` are filled in too) or not at all (``--preloaded``,
 after loading the files ``dicom-data`` writes; their UIDs are the same on every run).
+The imaging-source ``submit`` suite (RAD-68, NIST ids_2018-4801) runs a Document Repository
+simulator at ``http://HOST:PORT/repository`` (``--registry-sim-host``/``--registry-sim-port``) and
+makes the source share each test study there: ``--command submit=TEMPLATE`` runs a command per
+study (``list --actor imaging-source`` shows the placeholders), or ``--option submit`` alone shows
+what to do by hand; either way the runner waits ``--submit-timeout`` seconds for the submission.
 The consumer plan drives the consumer under test through command templates (one per kind of
 case: ``--command KIND=TEMPLATE``, or ``--consumer-command TEMPLATE`` for every kind); ``list
 --actor consumer --steps`` shows the kinds and the placeholders. A case whose kind has no template
@@ -63,6 +72,9 @@ from conformance_tests.patients import CommandPatients, FeedPatients, GivenPatie
 from conformance_tests.plans import ACTORS, PLANS, plan_for
 from conformance_tests.plans.consumer.common import COMMANDS_KEY, KINDS, OUT_KEY, PLACEHOLDERS, TIMEOUT_KEY
 from conformance_tests.plans.imaging_source.common import SOURCE_ID_KEY, WADO_KEY
+from conformance_tests.plans.imaging_source.submit import OPTION as SUBMIT_OPTION
+from conformance_tests.plans.imaging_source.submit import PLACEHOLDERS as SUBMIT_PLACEHOLDERS
+from conformance_tests.plans.imaging_source.submit import SUBMIT_KEY, SubmitSettings
 from conformance_tests.plans.imaging_source.wado import OPTION as WADO_OPTION
 from conformance_tests.plans.repository.common import TLS_OPTION
 from conformance_tests.report import write_html, write_junit
@@ -72,6 +84,8 @@ from conformance_tests.simulators.consumer_peers import CONTEXT_KEY as PEERS_KEY
 from conformance_tests.simulators.consumer_peers import ConsumerPeers
 from conformance_tests.simulators.registry import CONTEXT_KEY as SIMULATOR_KEY
 from conformance_tests.simulators.registry import RegistrySimulator
+from conformance_tests.simulators.repository import CONTEXT_KEY as REPOSITORY_KEY
+from conformance_tests.simulators.repository import RepositorySimulator
 
 __all__ = ["conformance"]
 
@@ -102,6 +116,9 @@ def list_plans(actor: str | None, steps: bool) -> None:
             console.print(f"  option {option}: {text}")
         if name == "imaging-source":
             _show_test_data(console)
+            console.print("  submit placeholders (--command submit=TEMPLATE; filled per study, no shell):")
+            for key, text in SUBMIT_PLACEHOLDERS.items():
+                console.print(f"    {{{key}}}".ljust(22) + text, markup=False)
         if name == "consumer":
             _show_commands(console)
         for suite in plan.suites:
@@ -143,6 +160,17 @@ def _templates(generic: str | None, given: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"{item!r} is not KIND=TEMPLATE (kinds: {', '.join(KINDS)})", param_hint="--command")
         templates[kind.strip()] = template.strip()
     return templates
+
+
+def _submit_template(given: tuple[str, ...]) -> str | None:
+    """The imaging-source plan's ``--command submit=TEMPLATE`` (its only kind)."""
+    template = None
+    for item in given:
+        kind, sep, text = item.partition("=")
+        if not sep or kind.strip() != SUBMIT_OPTION or not text.strip():
+            raise click.BadParameter(f"{item!r} is not {SUBMIT_OPTION}=TEMPLATE", param_hint="--command")
+        template = text.strip()
+    return template
 
 
 @conformance.command("dicom-data")
@@ -259,14 +287,15 @@ def _patients(
     "--client-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The key of --client-cert (PEM)"
 )
 @click.option(
-    "--registry-sim-host", default="127.0.0.1", help="Address of the registry simulator (repository plan)"
+    "--registry-sim-host", default="127.0.0.1", help="Address of the simulated peers (registry simulator of the "
+    "repository plan, repository simulator of the imaging-source plan, peers of the consumer plan)"
 )
 @click.option(
     "--registry-sim-port",
     type=click.IntRange(0, 65535),
     default=0,
-    help="Port of the registry simulator; configure the repository to send ITI-42 to "
-    "http://HOST:PORT/registry (0: a free port, shown at start)",
+    help="Port of the simulated peers; configure the repository to send ITI-42 to http://HOST:PORT/registry, "
+    "the imaging source to send RAD-68 to http://HOST:PORT/repository (0: a free port, shown at start)",
 )
 @click.option("--source-id", metavar="OID", help="The imaging source's repositoryUniqueId (imaging-source plan)")
 @click.option("--dicom", metavar="HOST:PORT", help="The imaging source's Storage SCP: the test data is sent by C-STORE")
@@ -279,7 +308,12 @@ def _patients(
 )
 @click.option(
     "--command", "commands", multiple=True, metavar="KIND=TEMPLATE",
-    help=f"Consumer plan: the command template of one kind ({', '.join(KINDS)}; repeat)",
+    help=f"Consumer plan: the command template of one kind ({', '.join(KINDS)}; repeat); imaging-source plan: "
+    "submit=TEMPLATE, how the source is made to share a study (RAD-68)",
+)
+@click.option(
+    "--submit-timeout", type=float, default=120.0,
+    help="Imaging-source submit suite: seconds to wait for the RAD-68 of each study",
 )
 @click.option(
     "--out-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -316,6 +350,7 @@ def run(
     consumer_command: str | None,
     commands: tuple[str, ...],
     out_dir: Path | None,
+    submit_timeout: float,
     verbose: bool,
 ) -> None:
     """Run ACTOR's test plan against the peer at ENDPOINT."""
@@ -334,6 +369,9 @@ def run(
     if client_key and not client_cert:
         raise click.UsageError("--client-key needs --client-cert")
     templates = _templates(consumer_command, commands) if actor == "consumer" else {}
+    submit_template = _submit_template(commands) if actor == "imaging-source" else None
+    if submit_template and SUBMIT_OPTION not in options:
+        options = (*options, SUBMIT_OPTION)
     if actor == "consumer":
         if not templates:
             raise click.UsageError("the consumer plan needs --consumer-command TEMPLATE or --command KIND=TEMPLATE")
@@ -406,6 +444,22 @@ def run(
             if wado:
                 context[WADO_KEY] = wado
                 settings["WADO-URI"] = wado
+            if SUBMIT_OPTION in options:
+                repository = RepositorySimulator(host=registry_sim_host, port=registry_sim_port)
+                try:
+                    stack.enter_context(repository)
+                except (OSError, RuntimeError) as exc:
+                    raise click.UsageError(f"the repository simulator cannot listen on {repository.url}: {exc}") from None
+                context[REPOSITORY_KEY] = repository
+                context[SUBMIT_KEY] = SubmitSettings(
+                    template=submit_template, timeout=submit_timeout, command_timeout=max(timeout, 120.0),
+                    dicom=dicom or "", dicom_ae=dicom_ae or "", schemas=schema_set,
+                    prompt=lambda text: console.print(f"[bold yellow]ACTION[/] {text}"),
+                )  # fmt: skip
+                settings["repository simulator"] = repository.url
+                settings["submit"] = f"command {submit_template}" if submit_template else "manual (operator)"
+                console.print(f"Repository simulator (RAD-68 / ITI-41) listening at [bold]{repository.url}[/]")
+                console.print("The imaging source under test must send its RAD-68 submissions there.")
         config = RunConfig(
             endpoint=endpoint or "",
             schemas=schema_set,
