@@ -29,30 +29,15 @@ import click
 
 from imaging_source.config import SourceSettings
 from imaging_source.release import ReleasePolicy
-from xds.settings import SettingsError, load_settings
+from imaging_source.cli_options import STORE_OPTION, source_options, source_settings
 
 __all__ = ["register"]
 
 _POLICIES = [p.value for p in ReleasePolicy]
 
 
-def _settings(config: Path | None, **flags: object) -> SourceSettings:
-    try:
-        return load_settings(SourceSettings, section="source", config_file=config, overrides=flags)
-    except SettingsError as exc:
-        raise click.UsageError(str(exc)) from None
-
-
-def _common(function: Any) -> Any:
-    options = [
-        click.option("--db", help="SQLAlchemy URL of the index [default: SQLite in the data directory]"),
-        click.option("--store", type=click.Path(file_okay=False, path_type=Path), help="DICOM store directory [default: <data-dir>/dicom]"),
-        click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Data directory [default: ./data]"),
-        click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TOML file with a [source] section"),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+_settings = source_settings
+_common = source_options(STORE_OPTION)
 
 
 @contextmanager

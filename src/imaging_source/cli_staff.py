@@ -28,27 +28,13 @@ from typing import Any
 import click
 
 from imaging_source.config import SourceSettings
-from xds.settings import SettingsError, load_settings
+from imaging_source.cli_options import source_options, source_settings
 
 __all__ = ["register"]
 
 
-def _settings(config: Path | None, **flags: object) -> SourceSettings:
-    try:
-        return load_settings(SourceSettings, section="source", config_file=config, overrides=flags)
-    except SettingsError as exc:
-        raise click.UsageError(str(exc)) from None
-
-
-def _common(function: Any) -> Any:
-    options = [
-        click.option("--db", help="SQLAlchemy URL of the index [default: SQLite in the data directory]"),
-        click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Data directory [default: ./data]"),
-        click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TOML file with a [source] section"),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+_settings = source_settings
+_common = source_options()
 
 
 @contextmanager
