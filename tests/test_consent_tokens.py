@@ -343,3 +343,15 @@ def test_security_header_rules() -> None:
     other.set("{http://www.w3.org/2003/05/soap-envelope}role", "urn:some:intermediary")
     assert wss.find_token([other]) is None
     assert to_bytes(header).count(b"mustUnderstand") == 1
+
+
+def test_any_secret_hashes_like_a_pin_and_a_malformed_stored_value_never_matches() -> None:
+    from xds.security.pin import ScryptParams, hash_secret, verify_secret
+
+    fast = ScryptParams(n=2**10)
+    stored = hash_secret("correct horse battery", params=fast)
+    assert stored.startswith("scrypt$1024$8$1$") and "correct" not in stored
+    assert verify_secret("correct horse battery", stored) and not verify_secret("correct horse batterY", stored)
+    assert hash_secret("same", params=fast) != hash_secret("same", params=fast)  # a fresh salt each time
+    for broken in ("", "scrypt$1024$8$1$", "bcrypt$x$y$z$a$b", "scrypt$notanumber$8$1$AAAA$AAAA"):
+        assert verify_secret("anything", broken) is False

@@ -30,12 +30,9 @@ Public API::
 
 from __future__ import annotations
 
-import base64
 import enum
-import hashlib
-import hmac
-import os
 import re
+import secrets
 import time
 import unicodedata
 from collections.abc import Callable
@@ -46,6 +43,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
 from imaging_source import schema as t
+from xds.security.pin import ScryptParams, hash_secret, verify_secret
 
 __all__ = [
     "DEFAULT_PARAMS",
@@ -76,7 +74,6 @@ LOCK_MAX_SECONDS: Final = 3600.0
 MIN_PASSWORD: Final = 10
 MAX_PASSWORD: Final = 256
 _USERNAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
-_SCHEME: Final = "scrypt"
 
 
 class StaffRole(enum.StrEnum):
@@ -98,14 +95,8 @@ class UnknownStaff(LookupError):
     """No staff user of that name."""
 
 
-@dataclass(frozen=True, slots=True)
-class PasswordParams:
-    """scrypt cost (RFC 7914 §2): N (a power of two), r, p and the key length."""
-
-    n: int = 2**14
-    r: int = 8
-    p: int = 1
-    dklen: int = 32
+#: scrypt cost (RFC 7914 §2) of staff passwords: the PINs' parameter type, own values allowed.
+PasswordParams = ScryptParams
 
 
 #: 16 MiB per hash (128 * r * N bytes), OWASP's minimum for scrypt.
@@ -159,46 +150,15 @@ def check_password(password: str) -> None:
         raise StaffPolicyError("a password may not contain control characters")
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _derive(password: str, salt: bytes, params: PasswordParams) -> bytes:
-    return hashlib.scrypt(
-        unicodedata.normalize("NFC", password).encode("utf-8"),
-        salt=salt,
-        n=params.n,
-        r=params.r,
-        p=params.p,
-        dklen=params.dklen,
-        maxmem=128 * params.r * params.n * 2 + (1 << 20),
-    )
-
-
 def hash_password(password: str, *, params: PasswordParams = DEFAULT_PARAMS) -> str:
-    """Check the policy, then hash with a fresh 16-byte salt."""
+    """Check the policy, then hash with a fresh salt (the PINs' scrypt, its own parameters)."""
     check_password(password)
-    salt = os.urandom(16)
-    key = _derive(password, salt, params)
-    return f"{_SCHEME}${params.n}${params.r}${params.p}${_b64(salt)}${_b64(key)}"
+    return hash_secret(unicodedata.normalize("NFC", password), params=params)
 
 
 def verify_password(password: str, stored: str) -> bool:
     """True when ``password`` matches ``stored``; constant-time comparison of the keys."""
-    try:
-        scheme, n, r, p, salt, key = stored.split("$")
-        if scheme != _SCHEME:
-            return False
-        expected = _unb64(key)
-        params = PasswordParams(n=int(n), r=int(r), p=int(p), dklen=len(expected))
-        candidate = _derive(password, _unb64(salt), params)
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(candidate, expected)
+    return isinstance(password, str) and verify_secret(unicodedata.normalize("NFC", password), stored)
 
 
 def _user(row: Any) -> StaffUser:
@@ -229,7 +189,7 @@ class StaffDirectory:
         self.clock = clock
         self.params = params
         # A hash to check unknown user names against, so they cost as much as known ones.
-        self._decoy = f"{_SCHEME}${params.n}${params.r}${params.p}${_b64(os.urandom(16))}${_b64(os.urandom(params.dklen))}"
+        self._decoy = hash_secret(secrets.token_urlsafe(24), params=params)
 
     def add(self, username: str, password: str, *, role: StaffRole) -> StaffUser:
         check_username(username)

@@ -32,7 +32,9 @@ __all__ = [
     "ScryptParams",
     "check_pin",
     "hash_pin",
+    "hash_secret",
     "verify_pin",
+    "verify_secret",
 ]
 
 MIN_DIGITS: Final = 4
@@ -121,12 +123,18 @@ def _derive(pin: str, salt: bytes, params: ScryptParams) -> bytes:
     )
 
 
-def hash_pin(pin: str, *, params: ScryptParams = DEFAULT_PARAMS) -> str:
-    """Check the policy, then hash: ``scrypt$N$r$p$<salt>$<key>`` (base64url, no padding)."""
-    check_pin(pin)
+def hash_secret(secret: str, *, params: ScryptParams = DEFAULT_PARAMS) -> str:
+    """Hash any secret (a PIN, a staff password; the caller checks its own policy first) with a
+    fresh salt: ``scrypt$N$r$p$<salt>$<key>`` (base64url, no padding)."""
     salt = os.urandom(SALT_BYTES)
-    key = _derive(pin, salt, params)
+    key = _derive(secret, salt, params)
     return f"{_SCHEME}${params.n}${params.r}${params.p}${_b64(salt)}${_b64(key)}"
+
+
+def hash_pin(pin: str, *, params: ScryptParams = DEFAULT_PARAMS) -> str:
+    """Check the PIN policy, then :func:`hash_secret`."""
+    check_pin(pin)
+    return hash_secret(pin, params=params)
 
 
 def _parse(stored: str) -> tuple[ScryptParams, bytes, bytes]:
@@ -141,9 +149,18 @@ def _parse(stored: str) -> tuple[ScryptParams, bytes, bytes]:
 
 
 def verify_pin(pin: str, stored: str) -> bool:
-    """True when ``pin`` matches ``stored``; the keys are compared in constant time."""
+    """True when ``pin`` matches ``stored``; the keys are compared in constant time. A stored
+    value that is not a scrypt hash raises ValueError (a corrupt grant row)."""
     params, salt, expected = _parse(stored)
     if not isinstance(pin, str):
         return False
     candidate = _derive(pin, salt, params)
     return hmac.compare_digest(candidate, expected)
+
+
+def verify_secret(secret: str, stored: str) -> bool:
+    """:func:`verify_pin` for any secret, False (not an error) for a malformed stored value."""
+    try:
+        return verify_pin(secret, stored)
+    except ValueError:
+        return False
