@@ -41,7 +41,15 @@ from conformance_tests.model import (
 )
 from conformance_tests.patients import PatientSource
 from conformance_tests.response import ResponseView
-from conformance_tests.rmd import ITI86_ACTION, ITI86_RESPONSE_ACTION
+from conformance_tests.mu import (
+    ITI57_ACTION,
+    ITI57_RESPONSE_ACTION,
+    ITI61_ACTION,
+    ITI61_RESPONSE_ACTION,
+    ITI92_ACTION,
+    ITI92_RESPONSE_ACTION,
+)
+from conformance_tests.rmd import ITI62_ACTION, ITI62_RESPONSE_ACTION, ITI86_ACTION, ITI86_RESPONSE_ACTION
 from conformance_tests.schemas import SchemaSet
 from conformance_tests.state import CaseState, RunData
 from conformance_tests.transport import SoapTransport
@@ -70,6 +78,11 @@ _WIRE: Final = {
     ),
     # ITI TF-2b §3.86.4.2 (RMD): the ITI-86 response is a RegistryResponse.
     Transaction.ITI86: _Wire(ITI86_ACTION, ITI86_RESPONSE_ACTION, f"{{{NS_RS}}}RegistryResponse", False),
+    # ITI TF-2b §3.57.4.2, §3.61.4.2, §3.62.4.2, §3.92.4.2: each answers with a RegistryResponse.
+    Transaction.ITI57: _Wire(ITI57_ACTION, ITI57_RESPONSE_ACTION, f"{{{NS_RS}}}RegistryResponse", False),
+    Transaction.ITI61: _Wire(ITI61_ACTION, ITI61_RESPONSE_ACTION, f"{{{NS_RS}}}RegistryResponse", False),
+    Transaction.ITI62: _Wire(ITI62_ACTION, ITI62_RESPONSE_ACTION, f"{{{NS_RS}}}RegistryResponse", False),
+    Transaction.ITI92: _Wire(ITI92_ACTION, ITI92_RESPONSE_ACTION, f"{{{NS_RS}}}RegistryResponse", False),
     # RAD TF-3 §4.69.4.2: the RAD-69 response is an ITI-43 response (xds-notes §1.1).
     Transaction.RAD69: _Wire(
         Action.RAD69, Action.RAD69_RESPONSE, f"{{{NS_XDS}}}RetrieveDocumentSetResponse", False

@@ -1,10 +1,13 @@
-"""The Document Registry test plan: ITI-42 Register (xds-notes §8.1), ITI-18 Stored Query (§8.4)
-and the SOAP 1.2 / WS-Addressing behaviour of the endpoint (§1.3)."""
+"""The Document Registry test plan: ITI-42 Register (xds-notes §8.1), ITI-18 Stored Query (§8.4),
+the SOAP 1.2 / WS-Addressing behaviour of the endpoint (§1.3) and, for a peer that declares them,
+the options of §8.1: Metadata Update (ITI-57), Delete Document Set (ITI-62), Restricted Update
+(ITI-92) and On-Demand Documents (ITI-61)."""
 
 from __future__ import annotations
 
 from conformance_tests.model import Suite, TestPlan
 from conformance_tests.plans.registry import folders, lifecycle, register, soap, sq_data, sq_find, sq_get
+from conformance_tests.plans.registry import delete, metadata_update, on_demand, restricted_update
 from conformance_tests.plans.registry.common import FED_ROLES, REG, REG_OTHER, ROLES, SQ, SQ2, UNKNOWN
 
 __all__ = ["registry_plan"]
@@ -34,8 +37,32 @@ def registry_plan() -> TestPlan:
                 cases=soap.cases(),
                 patient_roles=(REG,),
             ),
+            *option_suites(),
         ),
         patient_roles=ROLES,
-        options={"mpq": "Multi-Patient Query (ITI-51, test 12364)"},
+        options={"mpq": "Multi-Patient Query (ITI-51, test 12364)", **OPTIONS},
         fed_roles=FED_ROLES,
     )
+
+
+#: The options of xds-notes §8.1 that have suites, and what declaring each means.
+OPTIONS = {
+    metadata_update.OPTION: "XDS Metadata Update: ITI-57 Update Document Set (NIST reg_mu 15800-15802b, 20000-21004)",
+    delete.OPTION: "Remove Metadata and Documents: ITI-62 Delete Document Set (NIST 30000-30008)",
+    restricted_update.OPTION: "Restricted Metadata Update: ITI-92 as Update Responder (NIST 40000-40007)",
+    on_demand.OPTION: "On-Demand Documents: ITI-61 Register On-Demand Document Entry (NIST 15805)",
+}
+
+
+def option_suites() -> tuple[Suite, ...]:
+    """One suite per option of xds-notes §8.1; each case is n/a unless the peer declares it."""
+    return (
+        Suite(name="metadata-update", title="Update Document Set (ITI-57, option mu)",
+              cases=metadata_update.cases(), patient_roles=(REG,)),
+        Suite(name="delete", title="Delete Document Set (ITI-62, option rmd)", cases=delete.cases(),
+              patient_roles=(REG,)),
+        Suite(name="restricted-update", title="Restricted Update Document Set (ITI-92, option rmu)",
+              cases=restricted_update.cases(), patient_roles=(REG,)),
+        Suite(name="on-demand", title="Register On-Demand Document Entry (ITI-61, option on-demand)",
+              cases=on_demand.cases(), patient_roles=(REG,)),
+    )  # fmt: skip
