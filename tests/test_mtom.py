@@ -703,3 +703,25 @@ def test_move_to_another_filesystem_copies_then_removes_the_source(
     assert target.read_bytes() == b"study"
     assert source is not None and not source.exists()
     assert list(spool_dir.iterdir()) == []
+
+
+def test_spool_has_files_only_while_cleanup_would_delete_one(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", memory_threshold=16)
+    small = spool.sink("small", "x/y")
+    small.write(b"tiny")
+    small.close()
+    assert not spool.has_files  # in memory only
+    big = spool.sink("big", "x/y")
+    big.write(b"x" * 100)
+    assert spool.has_files  # an open sink's file
+    moved = big.close()
+    other = spool.sink("other", "x/y")
+    other.write(b"y" * 100)
+    kept = other.close()
+    assert spool.has_files  # two unclaimed spool files
+    moved.move_to(tmp_path / "moved", fsync=False)
+    assert spool.has_files  # one still unclaimed
+    kept.detach()
+    assert not spool.has_files  # both claimed: cleanup deletes nothing
+    spool.cleanup()
+    assert (tmp_path / "moved").read_bytes() == b"x" * 100 and kept.path is not None and kept.path.exists()

@@ -206,3 +206,51 @@ def test_prepare_flushes_and_makes_the_bucket_without_recording_anything(store: 
         assert target.parent.is_dir() and not target.exists()
         assert attachment.path is not None and attachment.path.read_bytes() == data
     assert store.counts() == {"blobs": 0}
+
+
+def test_staging_without_placing_then_placing_the_flushed_files(store: DocumentStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    large, small = os.urandom(120_000), b"small content"
+    with Spool(store.spool_dir) as spool:
+        staged = [_staged(store, spool, "8.1", large), _staged(store, spool, "8.2", small)]
+        store.prepare([s.attachment for s in staged])
+        assert store.stage_if_new("sub", staged, lease_seconds=600, place=False) == {}
+        # Recorded as pending, but nothing at the content addresses yet.
+        assert store.counts() == {"pending": 2, "blobs": 2}
+        targets = [store.path_for(s.attachment.sha256_hex) for s in staged]
+        assert not any(t.exists() for t in targets)
+        fsynced: list[str] = []
+        real_fsync = os.fsync
+
+        def recording_fsync(fd: int) -> None:
+            fsynced.append(os.readlink(f"/proc/self/fd/{fd}"))
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", recording_fsync)
+        prepared_spool_file = str(staged[0].attachment.path)
+        store.place(staged, flushed=True)
+    assert [t.read_bytes() for t in targets] == [large, small]
+    # The prepared spool file is not flushed again, only its new directory entry; the in-memory
+    # document, which prepare could not flush, is written to a spool file and flushed here.
+    spool_files = [name for name in fsynced if name.startswith(str(store.spool_dir))]
+    assert prepared_spool_file not in spool_files and len(spool_files) == 1
+    assert str(targets[0].parent) in fsynced and str(targets[1].parent) in fsynced
+
+
+def test_a_new_bucket_flushes_only_the_directories_that_changed(store: DocumentStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    fsynced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        fsynced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    first = store.objects_dir / "ab" / "cd" / ("abcd" + "0" * 60)
+    store._make_parent(first)
+    assert fsynced == [str(store.objects_dir / "ab"), str(store.objects_dir)]
+    fsynced.clear()
+    store._make_parent(store.objects_dir / "ab" / "ef" / ("abef" + "0" * 60))  # "ab" exists already
+    assert fsynced == [str(store.objects_dir / "ab")]
+    fsynced.clear()
+    store._make_parent(first)  # nothing new
+    assert fsynced == []

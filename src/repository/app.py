@@ -28,7 +28,7 @@ from repository.db import make_engine, upgrade
 from repository.reconcile import Reconciler
 from repository.service import DocumentRepository, Timing
 from repository.store import DocumentStore
-from xds.http.client import AsyncSoapClient
+from xds.http.client import LeanAsyncSoapClient
 from xds.http.server import Handler, SoapService, run_server, soap_routes
 from xds.security.audit import AuditLog
 from xds.security.gate import RetrievalGate, gate_for_policy, utc_now
@@ -106,7 +106,9 @@ def build_repository_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        async with AsyncSoapClient(
+        # ITI-42 and ITI-18 are small SOAP exchanges: the lean HTTP/1.1 client costs a fraction of
+        # httpx's CPU per call (docs/benchmarks.md, repository section).
+        async with LeanAsyncSoapClient(
             settings.registry, timeout=settings.registry_timeout, spool_dir=store.spool_dir, headers=settings.registry_headers()
         ) as client:
             repository.client = client

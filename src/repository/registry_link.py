@@ -16,6 +16,7 @@ Public API::
     Outcome
     RegisterResult(outcome, response, errors, detail)
     RegistryUnavailable(Exception)
+    RegistryClient = AsyncSoapClient | LeanAsyncSoapClient
     RegisteredEntry(unique_id, hash, size, repository_id)
     async register(client, submit_objects_request, *, deadline) -> RegisterResult
     async registered_entries(client, unique_ids, *, deadline) -> dict[str, list[RegisteredEntry]]
@@ -35,7 +36,8 @@ import httpx
 from lxml import etree
 
 from xds.errors import ErrorCode, RegistryError
-from xds.http.client import AsyncSoapClient, SoapConnectionError, SoapProtocolError
+from xds.http.client import AsyncSoapClient, LeanAsyncSoapClient, SoapConnectionError, SoapProtocolError
+from xds.http.http11 import RequestNotSent
 from xds.query import StoredQueryId, build_adhoc_query
 from xds.soap.fault import FaultCode, SoapFault
 from xds.vocabulary import NS_QUERY, NS_RS, Action, ResponseStatus
@@ -44,6 +46,7 @@ from xds.xml import qname
 __all__ = [
     "Outcome",
     "RegisterResult",
+    "RegistryClient",
     "RegisteredEntry",
     "RegistryUnavailable",
     "is_ours",
@@ -58,7 +61,16 @@ _ADHOC_RESPONSE: Final = qname(NS_QUERY, "AdhocQueryResponse")
 #: uniqueIds per GetDocuments query (well under any registry's XDSTooManyResults limit).
 _LOOKUP_BATCH: Final = 100
 #: Transport failures that happen before a request is sent: the registry saw nothing.
-_NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol, httpx.ProxyError)
+_NOT_SENT: Final = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+    httpx.ProxyError,
+    RequestNotSent,
+)
+#: The registry link runs on either client: the lean one in service, httpx-based ones in tests.
+RegistryClient = AsyncSoapClient | LeanAsyncSoapClient
 
 
 class Outcome(enum.Enum):
@@ -104,7 +116,7 @@ def _was_sent(exc: SoapConnectionError) -> bool:
     return not isinstance(exc.__cause__, _NOT_SENT)
 
 
-async def register(client: AsyncSoapClient, submit_objects_request: etree._Element, *, deadline: float) -> RegisterResult:
+async def register(client: RegistryClient, submit_objects_request: etree._Element, *, deadline: float) -> RegisterResult:
     """Send ITI-42 with ``submit_objects_request`` and classify the outcome; never raises for
     registry trouble. ``deadline`` bounds the whole call (seconds)."""
     try:
@@ -139,7 +151,7 @@ async def register(client: AsyncSoapClient, submit_objects_request: etree._Eleme
 
 
 async def registered_entries(
-    client: AsyncSoapClient, unique_ids: Iterable[str], *, deadline: float
+    client: RegistryClient, unique_ids: Iterable[str], *, deadline: float
 ) -> dict[str, list[RegisteredEntry]]:
     """ITI-18 GetDocuments by uniqueId: every DocumentEntry the registry holds for these ids.
 

@@ -16,9 +16,9 @@ Provide and Register, step by step (the crash-safety argument is in :mod:`reposi
    unchanged), and when the outcome is unknown ask the registry right away (ITI-18) and, if it
    cannot tell yet, leave the documents to the reconciler.
 
-Steps 1-3 run in one worker thread, the spooled files being flushed to disk beside the analysis;
-when every uniqueId is new, the index check and the staging are one index transaction
-(:meth:`DocumentStore.stage_if_new`). ITI-43 reads small documents in the thread that looks
+Steps 1-3 run in one worker thread, the spooled files being flushed to disk beside the analysis
+and the index commit; when every uniqueId is new, the index check and the staging are one index
+transaction (:meth:`DocumentStore.stage_if_new`), and the files are renamed into place after it. ITI-43 reads small documents in the thread that looks
 them up, so the response leaves in one write.
 """
 
@@ -38,10 +38,9 @@ import anyio.to_thread
 from lxml import etree
 
 from repository import iti41, iti43
-from repository.registry_link import Outcome, RegistryUnavailable, is_ours, register, registered_entries
+from repository.registry_link import Outcome, RegistryClient, RegistryUnavailable, is_ours, register, registered_entries
 from repository.store import DocumentStore, Staged, StoreConflict, StoredDocument
 from xds.errors import ErrorCode, RegistryError
-from xds.http.client import AsyncSoapClient
 from xds.http.server import SoapRequest, SoapResponse
 from xds.metadata.responses import build_registry_response
 from xds.soap.attachments import Attachment
@@ -86,7 +85,7 @@ class DocumentRepository:
         store: DocumentStore,
         *,
         repository_id: str,
-        client: AsyncSoapClient | None,
+        client: RegistryClient | None,
         timing: Timing,
         validate_metadata: bool = True,
     ) -> None:
@@ -103,7 +102,7 @@ class DocumentRepository:
         # ITI TF-2b §3.41.4.2: rs:RegistryResponse, in the packaging of the request.
         return SoapResponse(action=Action.ITI41_RESPONSE, body=build_registry_response(list(errors)))
 
-    def _registry(self) -> AsyncSoapClient:
+    def _registry(self) -> RegistryClient:
         if self.client is None:
             raise RuntimeError("the repository's registry client is not running (app lifespan not started)")
         return self.client
@@ -142,32 +141,42 @@ class DocumentRepository:
             # else: the same document again; it is registered again but stored once.
         return errors, new
 
-    def _prepare(self, attachments: Sequence[Attachment]) -> None:
+    def _prepare(self, attachments: Sequence[Attachment], done: list[bool]) -> None:
         try:
             self.store.prepare(attachments)
         except OSError:  # staging does the same again and reports the failure
             log.warning("flushing the spooled documents ahead of staging failed", exc_info=True)
+        else:
+            done.append(True)
 
     def _accept(self, request: SoapRequest, submission_id: str) -> SoapResponse | _Accepted:
         """Steps 1-3 in one worker thread: analyse, augment, check the index and stage (one index
         transaction when every uniqueId is new). A response means the submission ends here."""
-        # The documents' disk flushes run beside the analysis (CPU) instead of after it.
-        flush = threading.Thread(target=self._prepare, args=(list(request.attachments.values()),), daemon=True)
+        # The documents' disk flushes run beside the analysis and the index commit (CPU, and
+        # another file's fsync) instead of after them; the files are renamed into place only once
+        # both are done.
+        flushed: list[bool] = []
+        flush = threading.Thread(target=self._prepare, args=(list(request.attachments.values()), flushed), daemon=True)
         flush.start()
         try:
-            analysis = iti41.analyze(request.body, binary=request.binary, validate=self.validate_metadata)
+            return self._analyse_and_stage(request, submission_id, flush, flushed)
         finally:
             flush.join()
+
+    def _analyse_and_stage(
+        self, request: SoapRequest, submission_id: str, flush: threading.Thread, flushed: list[bool]
+    ) -> SoapResponse | _Accepted:
+        analysis = iti41.analyze(request.body, binary=request.binary, validate=self.validate_metadata)
         sor = analysis.submit_objects_request
         if not analysis.ok or sor is None:
             return self._registry_response(analysis.errors)
         parts = analysis.documents
         iti41.augment(sor, parts, repository_id=self.repository_id)
         lease = self.timing.lease
+        staged = [Staged(p.unique_id, p.mime_type, p.attachment) for p in parts]
         try:
-            existing = self.store.stage_if_new(
-                submission_id, [Staged(p.unique_id, p.mime_type, p.attachment) for p in parts], lease_seconds=lease
-            )
+            existing = self.store.stage_if_new(submission_id, staged, lease_seconds=lease, place=False)
+            flush.join()
             if existing:
                 errors, new = self._index_conflicts(parts, existing)
                 if errors:
@@ -175,6 +184,10 @@ class DocumentRepository:
                 self.store.stage(
                     submission_id, [Staged(p.unique_id, p.mime_type, p.attachment) for p in new], lease_seconds=lease
                 )
+            else:
+                # Step 2 of repository.store: the rows are committed, now the files move in
+                # (their data is on disk already when the flush succeeded).
+                self.store.place(staged, flushed=bool(flushed))
         except StoreConflict:
             return self._registry_response(
                 [RegistryError(ErrorCode.REPOSITORY_BUSY, "a concurrent submission holds one of these documents; try again later")]

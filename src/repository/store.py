@@ -63,7 +63,8 @@ Public API::
         .lookup(unique_ids) -> dict[str, StoredDocument]         (committed only)
         .prepare(attachments)                                    (fsync + bucket dirs, ahead of stage)
         .stage(submission_id, staged, *, lease_seconds)
-        .stage_if_new(submission_id, staged, *, lease_seconds) -> dict[str, StoredDocument]
+        .stage_if_new(submission_id, staged, *, lease_seconds, place=True) -> dict[str, StoredDocument]
+        .place(staged, *, flushed=False)                         (after stage_if_new(place=False))
         .commit(submission_id, *, owner=None, unique_ids=None, durable=True) -> int
         .discard(submission_id, *, owner=None, unique_ids=None) -> int
         .extend_lease(submission_id, *, until, owner=None) -> int
@@ -253,6 +254,17 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _fsync_all(paths: Sequence[Path]) -> None:
+    """fsync every path (files or directories), in order, one after the other.
+
+    Measured on a busy virtual disk, one after the other beats one thread per path. Called with
+    a spooled file first and then the directories just created: the file's fsync commits the
+    journal transaction that holds the new entries, so the directory fsyncs after it are cheap.
+    """
+    for path in paths:
+        _fsync_dir(path)
+
+
 class DocumentStore:
     """Content-addressed files under ``root`` and their index on ``engine`` (see the module
     documentation for the protocol)."""
@@ -276,14 +288,21 @@ class DocumentStore:
         """Where the content with this SHA-256 lives (two levels of 256 directories)."""
         return self.objects_dir / sha256[:2] / sha256[2:4] / sha256
 
+    @staticmethod
+    def _create_parent(path: Path) -> list[Path]:
+        """Create the bucket directories of ``path``; returns the directories that received a new
+        entry (to be fsynced: new directory entries are durable only once their parents are)."""
+        bucket = path.parent
+        if bucket.is_dir():
+            return []
+        changed = [bucket.parent]
+        if not bucket.parent.is_dir():
+            changed.append(bucket.parent.parent)
+        bucket.mkdir(parents=True, exist_ok=True)
+        return changed
+
     def _make_parent(self, path: Path) -> None:
-        parent = path.parent
-        if parent.is_dir():
-            return
-        parent.mkdir(parents=True, exist_ok=True)
-        # New directory entries are durable only once their parents are fsynced.
-        _fsync_dir(parent.parent)
-        _fsync_dir(parent.parent.parent)
+        _fsync_all(self._create_parent(path))
 
     # -- reading -----------------------------------------------------------------------------
     def _row(self, row: object) -> StoredDocument:
@@ -344,16 +363,15 @@ class DocumentStore:
         """Ahead of staging, beside other work (fsync and mkdir release the GIL): flush each
         spooled file to disk and create the directories of its content address, so that staging
         is left with a commit and renames. Idempotent and harmless for content that is never
-        staged: nothing is recorded and nothing reaches an object name."""
+        staged: nothing is recorded and nothing reaches an object name. The directories are
+        created first and fsynced after the files (see :func:`_fsync_all`). When it returns,
+        :meth:`place` may be told ``flushed=True`` for these attachments."""
+        to_flush: list[Path] = []
         for attachment in attachments:
-            path = attachment.path
-            if path is not None:
-                fd = os.open(path, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            self._make_parent(self.path_for(attachment.sha256_hex))
+            if attachment.path is not None:
+                to_flush.append(attachment.path)
+            to_flush.extend(self._create_parent(self.path_for(attachment.sha256_hex)))
+        _fsync_all(list(dict.fromkeys(to_flush)))
 
     def _pending_rows(
         self, submission_id: str, staged: Sequence[Staged], *, now: float, lease_seconds: float
@@ -405,7 +423,7 @@ class DocumentStore:
         self._place_files(staged)
 
     def stage_if_new(
-        self, submission_id: str, staged: Sequence[Staged], *, lease_seconds: float
+        self, submission_id: str, staged: Sequence[Staged], *, lease_seconds: float, place: bool = True
     ) -> dict[str, StoredDocument]:
         """The index check of step 2 and the staging in one transaction (the common case of a
         submission whose uniqueIds are all new costs one commit, not two).
@@ -414,6 +432,10 @@ class DocumentStore:
         are some, nothing is staged and the caller decides (refuse, or :meth:`stage` only the new
         ones); when there are none, ``staged`` is recorded as pending and the files are moved
         into place, as :meth:`stage` does. Raises :class:`StoreConflict` like :meth:`stage`.
+
+        With ``place=False`` the files are left where they are and the caller must call
+        :meth:`place` before anything depends on them (before ITI-42): this lets the index
+        commit run while the spooled files are still being flushed (:meth:`prepare`).
         """
         if not staged:
             return {}
@@ -434,10 +456,19 @@ class DocumentStore:
             return indexed.rows
         except IntegrityError as exc:
             raise StoreConflict(str(exc.orig)) from exc
-        self._place_files(staged)
+        if place:
+            self._place_files(staged)
         return {}
 
-    def _place_files(self, staged: Sequence[Staged]) -> None:
+    def place(self, staged: Sequence[Staged], *, flushed: bool = False) -> None:
+        """The second half of :meth:`stage_if_new` with ``place=False``: each spool file fsynced
+        and renamed to its content address (after the staging commit, never before it).
+
+        ``flushed=True``: :meth:`prepare` returned for these attachments, so their spool files
+        are on disk already and only the renames (and their directories) are flushed here."""
+        self._place_files(staged, flushed=flushed)
+
+    def _place_files(self, staged: Sequence[Staged], *, flushed: bool = False) -> None:
         """After the staging commit: each spool file fsynced and renamed to its content address."""
         for s in staged:
             target = self.path_for(s.attachment.sha256_hex)
@@ -448,7 +479,9 @@ class DocumentStore:
                 # Written to the spool first, so a crash never leaves a temporary file among
                 # the objects; move_to then fsyncs and renames it.
                 s.attachment.detach()
-            s.attachment.move_to(target, fsync=True)
+                s.attachment.move_to(target, fsync=True)
+            else:
+                s.attachment.move_to(target, fsync=True, flushed=flushed)
 
     # -- deciding ----------------------------------------------------------------------------
     def _pending_filter(self, submission_id: str, owner: str | None, unique_ids: Iterable[str] | None):  # type: ignore[no-untyped-def]

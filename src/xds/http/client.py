@@ -33,6 +33,12 @@ Public API::
         .call(action, body, *, attachments=(), mtom=False, extra_headers=(),
               message_id=None) -> SoapReply
     AsyncSoapClient(...)     # same, async; transport is an httpx.AsyncBaseTransport
+    LeanAsyncSoapClient(endpoint, *, timeout=60.0, verify=True, cert=None, spool_dir=None,
+                        max_envelope_bytes=64 MiB, headers=None, check_relates_to=True)
+        .call(action, body, *, extra_headers=(), message_id=None) -> SoapReply
+                             # simple SOAP requests over xds.http.http11 (no httpx); its
+                             # SoapConnectionError's __cause__ is RequestNotSent when the
+                             # request never left
     SoapReply                # envelope, body, action, attachments, is_mtom, http_status,
                              # binary(element), resolve_xop(), close() / context manager
     SoapConnectionError(Exception), SoapProtocolError(ValueError)
@@ -45,12 +51,13 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Final
+from typing import Final, Protocol
 
 import anyio.to_thread
 import httpx
 from lxml import etree
 
+from xds.http.http11 import HttpExchangeError, LeanHttpClient, RequestNotSent
 from xds.soap.attachments import CHUNK_SIZE, Attachment, Spool
 from xds.soap.envelope import SoapEnvelope, parse_envelope, request_envelope, soap_content_type
 from xds.soap.fault import SoapFault, new_message_id, parse_fault
@@ -60,7 +67,14 @@ from xds.soap.mtom_encode import MtomPayload, OutgoingPart, encode_mtom
 from xds.vocabulary import MEDIA_MULTIPART_RELATED, MEDIA_SOAP11, MEDIA_SOAP12, NS_SOAP11
 from xds.xml import XmlError, parse_xml, qname, to_bytes
 
-__all__ = ["AsyncSoapClient", "SoapClient", "SoapConnectionError", "SoapProtocolError", "SoapReply"]
+__all__ = [
+    "AsyncSoapClient",
+    "LeanAsyncSoapClient",
+    "SoapClient",
+    "SoapConnectionError",
+    "SoapProtocolError",
+    "SoapReply",
+]
 
 DEFAULT_MAX_ENVELOPE_BYTES: Final = 64 << 20
 _USER_AGENT: Final = "xds-soap/1"
@@ -156,6 +170,22 @@ def _request_headers(prepared: _Prepared) -> dict[str, str]:
     return headers
 
 
+class _ResponseHead(Protocol):
+    """What :class:`_ReplyReader` reads of a response: an httpx.Response, or a lean one."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _LeanHead:
+    status_code: int
+    headers: Mapping[str, str]
+
+
 class _ReplyReader:
     """Decides how to read a response and turns it into a :class:`SoapReply` (shared logic)."""
 
@@ -168,7 +198,7 @@ class _ReplyReader:
         self.check_relates_to = check_relates_to
         self.receiver: MtomReceiver | None = None
 
-    def start(self, response: httpx.Response) -> None:
+    def start(self, response: _ResponseHead) -> None:
         value = response.headers.get("content-type")
         if not value:
             raise SoapProtocolError(
@@ -193,7 +223,7 @@ class _ReplyReader:
                 http_status=response.status_code,
             )
 
-    def finish(self, response: httpx.Response, simple_body: bytes | None) -> SoapReply:
+    def finish(self, response: _ResponseHead, simple_body: bytes | None) -> SoapReply:
         status = response.status_code
         attachments: Mapping[str, Attachment] = {}
         try:
@@ -246,7 +276,7 @@ class _ReplyReader:
         )
 
 
-def _identity(response: httpx.Response) -> bool:
+def _identity(response: _ResponseHead) -> bool:
     return response.headers.get("content-encoding", "identity").strip().lower() in ("", "identity")
 
 
@@ -486,6 +516,120 @@ class AsyncSoapClient:
         await self._http.aclose()
 
     async def __aenter__(self) -> AsyncSoapClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+def _ssl_context(verify: VerifyTypes, cert: CertTypes) -> ssl.SSLContext:
+    """An SSL context from httpx-style ``verify`` and ``cert`` arguments."""
+    if isinstance(verify, ssl.SSLContext):
+        context = verify
+    elif verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif isinstance(verify, str):
+        context = ssl.create_default_context(cafile=verify)
+    else:
+        context = ssl.create_default_context()
+    if cert is not None:
+        certfile, keyfile = (cert, None) if isinstance(cert, str) else cert
+        context.load_cert_chain(certfile, keyfile)
+    return context
+
+
+class LeanAsyncSoapClient:
+    """An :class:`AsyncSoapClient` for simple SOAP 1.2 requests (no attachments) on the lean
+    HTTP/1.1 client of :mod:`xds.http.http11`: one write per request, keep-alive connections,
+    a fraction of httpx's CPU per call. Replies are read whole (at most ``max_envelope_bytes``;
+    an MTOM reply is decoded like :class:`AsyncSoapClient` does). Runs on asyncio event loops.
+
+    A :class:`SoapConnectionError` whose ``__cause__`` is
+    :class:`~xds.http.http11.RequestNotSent` means the endpoint received nothing.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        timeout: float = 60.0,
+        verify: VerifyTypes = True,
+        cert: CertTypes = None,
+        spool_dir: Path | str | None = None,
+        max_envelope_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES,
+        headers: Mapping[str, str] | None = None,
+        check_relates_to: bool = True,
+    ) -> None:
+        self.endpoint = endpoint
+        self.spool_dir = Path(spool_dir) if spool_dir is not None else None
+        self.max_envelope_bytes = max_envelope_bytes
+        self.check_relates_to = check_relates_to
+        secure = endpoint.lower().startswith("https:")
+        self._http = LeanHttpClient(
+            endpoint,
+            timeout=timeout,
+            ssl_context=_ssl_context(verify, cert) if secure else None,
+            max_response_bytes=max_envelope_bytes,
+            headers={"user-agent": _USER_AGENT, "accept-encoding": "identity", **(headers or {})},
+        )
+
+    async def call(
+        self,
+        action: str,
+        body: etree._Element,
+        *,
+        extra_headers: Iterable[etree._Element] = (),
+        message_id: str | None = None,
+    ) -> SoapReply:
+        """Send one request and return the parsed reply (raises SoapFault for a fault reply)."""
+        prepared = _prepare(
+            self.endpoint,
+            action,
+            body,
+            attachments=(),
+            mtom=False,
+            extra_headers=extra_headers,
+            message_id=message_id,
+        )
+        assert isinstance(prepared.content, bytes)
+        try:
+            response = await self._http.post(prepared.content, headers=_request_headers(prepared))
+        except (RequestNotSent, HttpExchangeError) as exc:
+            raise SoapConnectionError(f"{self.endpoint}: {exc}") from exc
+        head = _LeanHead(response.status, response.headers)
+        if not _identity(head):
+            raise SoapProtocolError(
+                f"HTTP {response.status} reply with Content-Encoding {response.headers.get('content-encoding')!r}",
+                http_status=response.status,
+            )
+        spool = Spool(self.spool_dir) if self.spool_dir is not None else Spool()
+        reader = _ReplyReader(
+            spool=spool,
+            max_envelope_bytes=self.max_envelope_bytes,
+            message_id=prepared.message_id,
+            check_relates_to=self.check_relates_to,
+        )
+        try:
+            reader.start(head)
+            if reader.receiver is not None:
+                reader.receiver.feed(response.body)
+                return reader.finish(head, None)
+            return reader.finish(head, response.body)
+        except MimeError as exc:
+            spool.cleanup()
+            raise SoapProtocolError(f"unreadable MTOM reply: {exc}", http_status=response.status) from None
+        except BaseException:
+            spool.cleanup()
+            raise
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> LeanAsyncSoapClient:
         return self
 
     async def __aexit__(

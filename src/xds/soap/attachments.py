@@ -18,7 +18,8 @@ Public API::
     CHUNK_SIZE = 1 MiB
     Attachment                       # content_id, content_type, path, size, sha1_hex, sha256_hex,
                                      # in_memory, open(), iter_chunks(), read_bytes(),
-                                     # move_to(dest, *, fsync=True), detach(), delete()
+                                     # move_to(dest, *, fsync=True, flushed=False), detach(),
+                                     # delete()
     Attachment.from_bytes(data, *, content_id, content_type)
     Attachment.from_file(path, *, content_id, content_type)     # hashes an existing file
     AttachmentSink (Protocol)        # write(bytes), close() -> Attachment, abort()
@@ -249,12 +250,14 @@ class Attachment:
         return self._path.read_bytes()
 
     # -- ownership -----------------------------------------------------------------------------
-    def move_to(self, dest: os.PathLike[str] | str, *, fsync: bool = True) -> Path:
+    def move_to(self, dest: os.PathLike[str] | str, *, fsync: bool = True, flushed: bool = False) -> Path:
         """Move the content to ``dest`` (atomic rename when on the same filesystem) and own it.
 
         With ``fsync`` the data and the directory entry are flushed first, so a crash never
-        leaves a half-written file under the final name. Afterwards :attr:`path` is ``dest`` and
-        cleanup no longer touches the file.
+        leaves a half-written file under the final name. ``flushed=True`` says the caller has
+        fsynced this very file already (the data flush is then skipped; a copy across
+        filesystems is still flushed). Afterwards :attr:`path` is ``dest`` and cleanup no longer
+        touches the file.
         """
         self._check()
         target = Path(dest)
@@ -270,7 +273,7 @@ class Attachment:
             os.replace(tmp, target)
         else:
             assert self._path is not None
-            if fsync:
+            if fsync and not flushed:
                 fd = os.open(self._path, os.O_RDONLY)
                 try:
                     os.fsync(fd)
@@ -552,9 +555,10 @@ class Spool:
 
     @property
     def has_files(self) -> bool:
-        """True if cleanup may have files to delete (worth doing off the event loop)."""
-        return any(a.path is not None for a in self._attachments) or any(
-            not sink.in_memory for sink in self._sinks
+        """True if cleanup may have files to delete (worth doing off the event loop): a file of
+        an open sink, or of an attachment that was neither moved nor detached."""
+        return any(a._owned and a._path is not None for a in self._attachments) or any(
+            not sink._closed and not sink.in_memory for sink in self._sinks
         )
 
     def cleanup(self) -> None:
