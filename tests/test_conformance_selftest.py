@@ -122,9 +122,11 @@ def _run(
     cases: tuple[str, ...] = (),
     suites: tuple[str, ...] = (),
     transport: httpx.BaseTransport | None = None,
+    options: frozenset[str] = frozenset(),
 ) -> RunResult:
     config = RunConfig(
-        endpoint=live.url, schemas=schemas, patients=FeedPatients("127.0.0.1", live.mllp_port), timeout=30
+        endpoint=live.url, schemas=schemas, patients=FeedPatients("127.0.0.1", live.mllp_port), timeout=30,
+        options=options,
     )
     return Runner(plan_for("registry"), config, http_transport=transport).run(cases=cases, suites=suites)
 
@@ -137,12 +139,14 @@ def _failures(result: RunResult) -> str:
 
 # -- the whole plan against our registry ---------------------------------------------------------
 def test_the_whole_registry_plan_passes_against_our_registry(live_registry: LiveRegistry, schemas: SchemaSet) -> None:
-    result = _run(live_registry, schemas)
+    # Our registry takes ITI-8 merges (ADT^A40) and the runner feeds it: the merge suite runs.
+    declared = frozenset({"merge"})
+    result = _run(live_registry, schemas, options=declared)
     plan = plan_for("registry")
     verdicts = {r.case.id: r.verdict for r in result.cases}
     for _suite, case in plan.all_cases():
         assert case.id in verdicts, f"{case.id} was not run"
-        expected = Verdict.NOT_APPLICABLE if case.option else Verdict.PASSED
+        expected = Verdict.NOT_APPLICABLE if case.option and case.option not in declared else Verdict.PASSED
         assert verdicts[case.id] is expected, _failures(result)
     assert verdicts["patients"] is Verdict.PASSED
     assert result.passed, _failures(result)
@@ -200,6 +204,38 @@ def test_the_cli_runs_a_suite_and_writes_junit_html_and_evidence(live_registry: 
     assert any(name.endswith("-request.txt") for name in files) and any(
         name.endswith("-response.txt") for name in files
     )
+
+
+def test_with_an_iti8_feed_the_cli_runs_the_merge_suite_and_without_it_reports_it_not_applicable(
+    live_registry: LiveRegistry, tmp_path: Path
+) -> None:
+    """--mllp declares the merge option (ADT^A40 can be sent); pre-loaded patients cannot be merged."""
+    fed = CliRunner().invoke(
+        conformance,
+        [
+            "run", "--actor", "registry", "--endpoint", live_registry.url, "--mllp", f"127.0.0.1:{live_registry.mllp_port}",
+            "--suite", "merge", "--schemas", str(SCHEMAS), "--junit", str(tmp_path / "fed.xml"),
+        ],
+    )  # fmt: skip
+    assert fed.exit_code == 0, fed.output
+    cases = {tc.get("name").split()[0]: tc for tc in etree.parse(str(tmp_path / "fed.xml")).getroot().iter("testcase")}
+    assert {"merge-a40", "merge-subsumed-id"} <= set(cases)
+    for name in ("merge-a40", "merge-subsumed-id"):
+        verdicts = [child.tag for child in cases[name] if child.tag in ("failure", "error", "skipped")]
+        assert verdicts == [], f"{name} passed: {verdicts}"
+    template = shlex.join([*_xds_command(), "registry", "patient", "add", "{pid}", "--db", live_registry.db_url])
+    preloaded = CliRunner().invoke(
+        conformance,
+        [
+            "run", "--actor", "registry", "--endpoint", live_registry.url, "--preload-command", template,
+            "--suite", "merge", "--schemas", str(SCHEMAS), "--junit", str(tmp_path / "preloaded.xml"),
+        ],
+        env=_environment(),
+    )  # fmt: skip
+    assert preloaded.exit_code == 0, preloaded.output
+    skipped = [tc.find("skipped") for tc in etree.parse(str(tmp_path / "preloaded.xml")).getroot().iter("testcase")
+               if tc.get("name").startswith("merge-")]  # fmt: skip
+    assert skipped and all(s is not None and s.get("type") == "not-applicable" for s in skipped)
 
 
 # -- broken registries: our registry behind a proxy that breaks one rule -------------------------

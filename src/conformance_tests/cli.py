@@ -74,6 +74,7 @@ from conformance_tests.plans.consumer.common import COMMANDS_KEY, KINDS, OUT_KEY
 from conformance_tests.plans.imaging_source.common import SOURCE_ID_KEY, WADO_KEY
 from conformance_tests.plans.imaging_source.submit import OPTION as SUBMIT_OPTION
 from conformance_tests.plans.imaging_source.submit import PLACEHOLDERS as SUBMIT_PLACEHOLDERS
+from conformance_tests.plans.registry.merge import OPTION as MERGE_OPTION
 from conformance_tests.plans.imaging_source.submit import SUBMIT_KEY, SubmitSettings
 from conformance_tests.plans.imaging_source.wado import OPTION as WADO_OPTION
 from conformance_tests.plans.repository.common import TLS_OPTION
@@ -364,6 +365,10 @@ def run(
     # An https:// endpoint declares TLS (test 12028); --option tls with http:// makes it fail.
     if endpoint and endpoint.lower().startswith("https://") and TLS_OPTION in plan.options and TLS_OPTION not in options:
         options = (*options, TLS_OPTION)
+    # A registry fed over ITI-8 can be merged (ADT^A40): the merge suite runs; pre-loaded
+    # patients cannot be, so without --mllp it is not applicable.
+    if mllp and MERGE_OPTION in plan.options and MERGE_OPTION not in options:
+        options = (*options, MERGE_OPTION)
     if insecure and ca_cert:
         raise click.UsageError("--insecure and --ca-cert exclude each other")
     if client_key and not client_cert:

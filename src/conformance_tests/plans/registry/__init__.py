@@ -1,13 +1,13 @@
 """The Document Registry test plan: ITI-42 Register (xds-notes §8.1), ITI-18 Stored Query (§8.4),
 the SOAP 1.2 / WS-Addressing behaviour of the endpoint (§1.3) and, for a peer that declares them,
 the options of §8.1: Metadata Update (ITI-57), Delete Document Set (ITI-62), Restricted Update
-(ITI-92) and On-Demand Documents (ITI-61)."""
+(ITI-92) and On-Demand Documents (ITI-61); and patient merges over the ITI-8 feed (ADT^A40)."""
 
 from __future__ import annotations
 
 from conformance_tests.model import Suite, TestPlan
 from conformance_tests.plans.registry import folders, lifecycle, register, soap, sq_data, sq_find, sq_get
-from conformance_tests.plans.registry import delete, metadata_update, on_demand, restricted_update
+from conformance_tests.plans.registry import delete, merge, metadata_update, on_demand, restricted_update
 from conformance_tests.plans.registry.common import FED_ROLES, REG, REG_OTHER, ROLES, SQ, SQ2, UNKNOWN
 
 __all__ = ["registry_plan"]
@@ -39,8 +39,8 @@ def registry_plan() -> TestPlan:
             ),
             *option_suites(),
         ),
-        patient_roles=ROLES,
-        options={"mpq": "Multi-Patient Query (ITI-51, test 12364)", **OPTIONS},
+        patient_roles={**ROLES, **merge.ROLES},
+        options={"mpq": "Multi-Patient Query (ITI-51, test 12364)", **OPTIONS, merge.OPTION: merge.OPTION_TEXT},
         fed_roles=FED_ROLES,
     )
 
@@ -65,4 +65,5 @@ def option_suites() -> tuple[Suite, ...]:
               cases=restricted_update.cases(), patient_roles=(REG,)),
         Suite(name="on-demand", title="Register On-Demand Document Entry (ITI-61, option on-demand)",
               cases=on_demand.cases(), patient_roles=(REG,)),
+        Suite(name="merge", title="Patient merge over the ITI-8 feed (ADT^A40, option merge)", cases=merge.cases()),
     )  # fmt: skip
