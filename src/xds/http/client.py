@@ -51,7 +51,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Protocol
+from typing import Any, Final, Protocol, Self
 
 import anyio.to_thread
 import httpx
@@ -421,7 +421,24 @@ class SoapClient:
         self.close()
 
 
-class AsyncSoapClient:
+class _AsyncClosing:
+    """``async with`` for the asynchronous clients: ``aclose`` closes their HTTP client."""
+
+    _http: Any
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+class AsyncSoapClient(_AsyncClosing):
     """The asynchronous twin of :class:`SoapClient` (same parameters and behaviour)."""
 
     def __init__(
@@ -512,16 +529,6 @@ class AsyncSoapClient:
             spool.cleanup()
             raise
 
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def __aenter__(self) -> AsyncSoapClient:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 def _ssl_context(verify: VerifyTypes, cert: CertTypes) -> ssl.SSLContext:
@@ -542,7 +549,7 @@ def _ssl_context(verify: VerifyTypes, cert: CertTypes) -> ssl.SSLContext:
     return context
 
 
-class LeanAsyncSoapClient:
+class LeanAsyncSoapClient(_AsyncClosing):
     """An :class:`AsyncSoapClient` for simple SOAP 1.2 requests (no attachments) on the lean
     HTTP/1.1 client of :mod:`xds.http.http11`: one write per request, keep-alive connections,
     a fraction of httpx's CPU per call. Replies are read whole (at most ``max_envelope_bytes``;
@@ -626,13 +633,3 @@ class LeanAsyncSoapClient:
             spool.cleanup()
             raise
 
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def __aenter__(self) -> LeanAsyncSoapClient:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
