@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -725,3 +726,35 @@ def test_tls_client_certificate_reaches_the_handler(pki: Path, tmp_path: Path) -
         with httpx.Client(verify=anonymous) as client:
             response = client.post(running.url + "/registry", content=data, headers={"content-type": SOAP12})
         assert parse_envelope_bytes(response.content).body.get(f"{{{T}}}cert") == "no"  # type: ignore[union-attr]
+
+
+def test_a_refused_request_is_read_before_the_answer_so_the_client_gets_it(server: Server) -> None:
+    """A request refused before its body is read (here SOAP 1.1's text/xml) still reaches its
+    fault when the body comes in a later packet: the server reads the rest of a body of
+    reasonable size before it answers and closes, since bytes arriving at a closed socket make
+    the kernel reset the connection and the client then loses the answer (RFC 9112 §9.6)."""
+    data = envelope_text(ACTION_18)
+    head = (
+        f"POST /registry HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+        f"Content-Type: text/xml; charset=utf-8\r\nContent-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(head)
+            time.sleep(0.3)  # the server has the headers; the body follows in a later packet
+            sock.sendall(data)
+            time.sleep(0.3)
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+        status, _, rest = received.partition(b"\r\n")
+        assert status.startswith(b"HTTP/1.1 400"), received[:200]
+        assert b"VersionMismatch" in rest
+
+
+def test_a_refused_small_request_keeps_its_connection(server: Server, http: httpx.Client) -> None:
+    """The refused request's body was read, so the connection stays open for the next request
+    (no ``Connection: close``), and the next request on it is served."""
+    refused = http.post(server.registry, content=envelope_text(ACTION_18), headers={"content-type": "text/xml"})
+    assert refused.status_code == 400 and refused.headers.get("connection", "").lower() != "close"
+    good_query_works(http, server)

@@ -216,6 +216,10 @@ class _Limits:
     max_xml_depth: int | None
 
 
+#: The most of a refused request's body read (and dropped) before answering it.
+_DRAIN_LIMIT: Final = 1 << 20
+
+
 class _BodyStream:
     """Counts a request body as it streams and remembers whether it was read to the end."""
 
@@ -224,10 +228,33 @@ class _BodyStream:
         self.complete = False
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        async for chunk in self._request.stream():
+        # ASGI http.request messages read here (not through Request.stream) so that ``complete``
+        # is known even when the reader stops early: :meth:`drain` must not wait for more.
+        while not self.complete:
+            message = await self._request.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            chunk = message.get("body", b"")
+            if not message.get("more_body", False):
+                self.complete = True
             if chunk:
                 yield chunk
-        self.complete = True
+
+    async def drain(self, limit: int) -> bool:
+        """Read and drop what is left of the body, up to ``limit`` bytes; True when it was all
+        read. A request refused before its body was read (a wrong Content-Type, say) is drained
+        before the answer: closing a connection whose request bytes are still arriving makes the
+        kernel reset it, and the client may lose the answer (RFC 9112 §9.6). A larger rest is
+        not worth reading: the connection is closed instead."""
+        total = 0
+        try:
+            async for chunk in self.chunks():
+                total += len(chunk)
+                if total > limit:
+                    return False
+        except ClientDisconnect:
+            return False
+        return True
 
     async def read(self, limit: int) -> bytes:
         parts: list[bytes] = []
@@ -372,12 +399,12 @@ class _SoapEndpoint:
             malformed = SoapFault(
                 FaultCode.SENDER, f"malformed MTOM/MIME package: {exc}", relates_to=relates_to
             )
-            return _fault_response(malformed, close=not body.complete)
+            return _fault_response(malformed, close=not await body.drain(_DRAIN_LIMIT))
         except SoapFault as rejected:
             log.info("request rejected: %s", rejected)
             if rejected.relates_to is None:
                 rejected.relates_to = relates_to
-            return _fault_response(rejected, close=not body.complete)
+            return _fault_response(rejected, close=not await body.drain(_DRAIN_LIMIT))
         except ClientDisconnect:
             log.info("client disconnected during the request")
             return Response(status_code=400, headers={"connection": "close"})
