@@ -25,7 +25,6 @@ Public API::
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -39,9 +38,10 @@ from conformance_tests.data.consumer import REPOSITORY_ID, SOURCE_IDS, ConsumerT
 from conformance_tests.data.ids import DEFAULT_ASSIGNING_AUTHORITY
 from conformance_tests.evidence import Exchange
 from conformance_tests.simulators.document_sources import RepositoryResponder, SourceResponder
+from conformance_tests.simulators.hosting import HostedSimulator
 from conformance_tests.simulators.recording import Recorder
 from conformance_tests.simulators.registry_data import DataRegistry
-from xds.http.server import ServerThread, SoapService, soap_app
+from xds.http.server import SoapService, soap_app
 from xds.vocabulary import Action
 
 __all__ = ["CONTEXT_KEY", "PATHS", "ConsumerPeers"]
@@ -67,7 +67,7 @@ _LABELS: Final = {
 }
 
 
-class ConsumerPeers:
+class ConsumerPeers(HostedSimulator):
     """The registry, repository and imaging source simulators on one port (module docs)."""
 
     def __init__(
@@ -102,33 +102,11 @@ class ConsumerPeers:
             labels=_LABELS,
             get_paths=(PATHS["wado"], PATHS["wado2"]),
         )
-        self._server: ServerThread | None = None
 
     def url(self, name: str) -> str:
         """The endpoint URL of the peer ``name`` (``registry``, ``repository``, ``source``, ``source2``,
         ``wado``, ``wado2``)."""
-        shown = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{shown}:{self.port}{PATHS[name]}"
-
-    def start(self) -> ConsumerPeers:
-        if self._server is None:
-            server = ServerThread(self._app, host=self.host, port=self.port)
-            server.start()
-            self.port = server.port
-            self._server = server
-        return self
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-        shutil.rmtree(self._spool, ignore_errors=True)
-
-    def __enter__(self) -> ConsumerPeers:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return self.base_url(PATHS[name])
 
     def _file(self, exchange: Exchange) -> None:
         with self._lock:

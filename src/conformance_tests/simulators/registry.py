@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import copy
 import re
-import shutil
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
@@ -46,8 +45,9 @@ from lxml import etree
 
 from conformance_tests.evidence import Exchange
 from conformance_tests.schemas import SchemaSet
+from conformance_tests.simulators.hosting import HostedSimulator
 from conformance_tests.simulators.recording import Recorder
-from xds.http.server import ServerThread, SoapRequest, SoapResponse, SoapService, soap_app
+from xds.http.server import SoapRequest, SoapResponse, SoapService, soap_app
 from xds.vocabulary import NS_LCM, NS_QUERY, NS_RIM, NS_RS, Action, IdScheme, ResponseStatus, Severity
 
 __all__ = ["CONTEXT_KEY", "PATH", "Observation", "Registration", "RegistrySimulator"]
@@ -130,7 +130,7 @@ def _query_unique_ids(request: etree._Element) -> list[str] | None:
     return [v.replace("''", "'") for v in values]
 
 
-class RegistrySimulator:
+class RegistrySimulator(HostedSimulator):
     """The simulated Document Registry (see the module documentation)."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, schemas: SchemaSet | None = None) -> None:
@@ -154,41 +154,12 @@ class RegistrySimulator:
             default_label="ITI-42 received by the registry simulator",
             label_body=_iti18_label,
         )
-        self._server: ServerThread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
     def url(self) -> str:
         """The ITI-42 endpoint to configure in the repository under test."""
-        shown = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{shown}:{self.port}{PATH}"
-
-    @property
-    def running(self) -> bool:
-        return self._server is not None
-
-    def start(self) -> RegistrySimulator:
-        if self._server is None:
-            server = ServerThread(self._app, host=self.host, port=self.port)
-            server.start()
-            self.port = server.port
-            self._server = server
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self._spool, ignore_errors=True)
-
-    def __enter__(self) -> RegistrySimulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return self.base_url(PATH)
 
     # -- behaviour -------------------------------------------------------------------------------
     @contextmanager

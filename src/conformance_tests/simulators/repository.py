@@ -28,7 +28,6 @@ Public API::
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import threading
 import time
@@ -41,8 +40,9 @@ from typing import Final, TypeVar
 from lxml import etree
 
 from conformance_tests.evidence import Exchange
+from conformance_tests.simulators.hosting import HostedSimulator
 from conformance_tests.simulators.recording import Recorder
-from xds.http.server import ServerThread, SoapRequest, SoapResponse, SoapService, soap_app
+from xds.http.server import SoapRequest, SoapResponse, SoapService, soap_app
 from xds.vocabulary import NS_LCM, NS_RIM, NS_RS, NS_XDS, Action, IdScheme, ResponseStatus
 
 __all__ = ["CONTEXT_KEY", "PATH", "REPOSITORY_ID", "RepositorySimulator", "StoredDocument"]
@@ -74,7 +74,7 @@ def _unique_id(entry: etree._Element) -> str:
     return ""
 
 
-class RepositorySimulator:
+class RepositorySimulator(HostedSimulator):
     """The simulated Document Repository (see the module documentation)."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, repository_id: str = REPOSITORY_ID) -> None:
@@ -89,34 +89,12 @@ class RepositorySimulator:
         self._app = Recorder(
             soap_app(services=[service], spool_dir=self._spool), self._file, labels={PATH: _LABEL}, default_label=_LABEL
         )
-        self._server: ServerThread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
     def url(self) -> str:
         """The RAD-68 / ITI-41 endpoint to configure in the source under test."""
-        shown = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{shown}:{self.port}{PATH}"
-
-    def start(self) -> RepositorySimulator:
-        if self._server is None:
-            server = ServerThread(self._app, host=self.host, port=self.port)
-            server.start()
-            self.port = server.port
-            self._server = server
-        return self
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-        shutil.rmtree(self._spool, ignore_errors=True)
-
-    def __enter__(self) -> RepositorySimulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return self.base_url(PATH)
 
     # -- what arrived ----------------------------------------------------------------------------
     @property
