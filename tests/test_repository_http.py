@@ -184,6 +184,30 @@ def test_resubmitting_the_same_document_stores_it_once(live: Live) -> None:
     assert live.index_counts() == {"committed": 1, "blobs": 1}
 
 
+def test_a_document_goes_to_the_disk_while_it_arrives(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The repository's spool writes behind: the bytes received are handed to the disk before
+    the body ends, so the fsync before ITI-42 has little left (xds.durable)."""
+    from xds import durable
+
+    started: list[tuple[int, int]] = []
+    real = durable.start_writeback
+
+    def recording(fd: int, offset: int, length: int) -> bool:
+        started.append((offset, length))
+        return real(fd, offset, length)
+
+    monkeypatch.setattr(durable, "start_writeback", recording)
+    _, sub, contents = _submission(live, size=1_000_000)
+    outcome = live.submit(sub, contents)
+    assert (outcome.status, outcome.codes) == (SUCCESS, [])
+    assert started and started[0][0] == 0
+    covered = sum(length for _, length in started)
+    assert 1_000_000 - durable.WRITE_BEHIND_EVERY < covered <= 1_000_000
+    de = sub.document_entries[0]
+    _, documents = live.retrieve([(live.repository_id, de.unique_id)])
+    assert documents[de.unique_id][1] == contents[de.id]
+
+
 def test_same_unique_id_with_other_content_is_refused(live: Live) -> None:
     pid, sub, contents = _submission(live)
     assert live.submit(sub, contents).status == SUCCESS

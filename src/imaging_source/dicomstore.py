@@ -74,6 +74,7 @@ from imaging_source.model import (
     StudyContents,
     StudyRecord,
 )
+from xds.durable import fsync_dir
 
 __all__ = ["ArrivalBoard", "DatasetMismatch", "DicomStore", "InvalidInstance", "Staged", "StagingFile"]
 
@@ -246,14 +247,6 @@ def _dialect_insert(engine: Engine) -> Callable[..., Any]:
     raise ValueError(f"the DICOM index supports SQLite and PostgreSQL, not {name}")
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class DicomStore:
     """Instance files under ``root`` and their index in ``engine`` (already migrated)."""
 
@@ -399,7 +392,7 @@ class DicomStore:
             stored.append(self._stored_from(staged.header, target, staged.size))
         if self.fsync:
             for directory in (*directories, self.incoming_dir):
-                _fsync_dir(directory)
+                fsync_dir(directory)
         for item in stored:
             self.arrivals.record(item.study_uid)
         return stored
@@ -437,7 +430,7 @@ class DicomStore:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, target)
             if self.fsync:
-                _fsync_dir(target.parent)
+                fsync_dir(target.parent)
             previous = self._index(header, relative, size)
         except BaseException:
             tmp.unlink(missing_ok=True)

@@ -134,6 +134,8 @@ def build_repository_app(
             spool_dir=store.spool_dir,
             max_body_bytes=settings.max_body_bytes,
             max_envelope_bytes=settings.max_envelope_bytes,
+            # Documents are fsynced before ITI-42: their bytes go to the disk while they arrive.
+            write_behind=True,
         )
     )
     routes.extend(extra_routes)

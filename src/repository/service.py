@@ -16,24 +16,27 @@ Provide and Register, step by step (the crash-safety argument is in :mod:`reposi
    unchanged), and when the outcome is unknown ask the registry right away (ITI-18) and, if it
    cannot tell yet, leave the documents to the reconciler.
 
-Steps 1-3 run in one worker thread, the spooled files being flushed to disk beside the analysis
-and the index commit; when every uniqueId is new, the index check and the staging are one index
-transaction (:meth:`DocumentStore.stage_if_new`), and the files are renamed into place after it. ITI-43 reads small documents in the thread that looks
-them up, so the response leaves in one write.
+Steps 1-3 run in one worker thread while another flushes the spooled files to disk (most of
+their bytes went to the disk while they arrived: the spool writes behind); when every uniqueId
+is new, the index check and the staging are one index transaction
+(:meth:`DocumentStore.stage_if_new`), and the files are renamed into place after it. ITI-43
+reads small documents in the thread that looks them up, so the response leaves in one write.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Final
 
+import anyio
 import anyio.to_thread
 from lxml import etree
 
@@ -47,10 +50,12 @@ from xds.soap.attachments import Attachment
 from xds.soap.mtom_encode import OutgoingPart, new_content_id
 from xds.vocabulary import Action
 
-__all__ = ["INLINE_DOCUMENT_MAX", "INLINE_RESPONSE_MAX", "DocumentRepository", "Timing"]
+__all__ = ["FLUSH_THREADS", "INLINE_DOCUMENT_MAX", "INLINE_RESPONSE_MAX", "DocumentRepository", "Timing"]
 
 log = logging.getLogger(__name__)
 
+#: ITI-41: most documents' disk flushes running at once (each in a worker thread).
+FLUSH_THREADS: Final = 16
 #: ITI-43: a document up to this size is read into memory and sent with the response in one write.
 INLINE_DOCUMENT_MAX: Final = 2 << 20
 #: ITI-43: most bytes of documents one response holds in memory (the rest stream from disk).
@@ -67,6 +72,15 @@ class Timing:
     lease: float
     #: After an unknown outcome, how long the registry gets before the reconciler asks it.
     grace: float
+
+
+@dataclass(slots=True, eq=False)
+class _Flush:
+    """The documents' flush ahead of staging: set when it ended; ``ok`` when it succeeded (the
+    files' data is then on disk and :meth:`DocumentStore.place` need not flush them again)."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    ok: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +109,18 @@ class DocumentRepository:
         self.client = client
         self.timing = timing
         self.validate_metadata = validate_metadata
+        self._limiter: tuple[asyncio.AbstractEventLoop, anyio.CapacityLimiter] | None = None
 
     # -- helpers -----------------------------------------------------------------------------
+    def _flush_limiter(self) -> anyio.CapacityLimiter:
+        """The flushes' own bound on worker threads (per event loop). They must not share the
+        default limiter with the staging threads that wait for them: with every default token
+        held by a waiting stager, no flush could start."""
+        loop = asyncio.get_running_loop()
+        if self._limiter is None or self._limiter[0] is not loop:
+            self._limiter = (loop, anyio.CapacityLimiter(FLUSH_THREADS))
+        return self._limiter[1]
+
     @staticmethod
     def _registry_response(errors: Sequence[RegistryError]) -> SoapResponse:
         # ITI TF-2b §3.41.4.2: rs:RegistryResponse, in the packaging of the request.
@@ -141,31 +165,20 @@ class DocumentRepository:
             # else: the same document again; it is registered again but stored once.
         return errors, new
 
-    def _prepare(self, attachments: Sequence[Attachment], done: list[bool]) -> None:
+    def _prepare(self, attachments: Sequence[Attachment], flush: _Flush) -> None:
         try:
             self.store.prepare(attachments)
         except OSError:  # staging does the same again and reports the failure
             log.warning("flushing the spooled documents ahead of staging failed", exc_info=True)
         else:
-            done.append(True)
-
-    def _accept(self, request: SoapRequest, submission_id: str) -> SoapResponse | _Accepted:
-        """Steps 1-3 in one worker thread: analyse, augment, check the index and stage (one index
-        transaction when every uniqueId is new). A response means the submission ends here."""
-        # The documents' disk flushes run beside the analysis and the index commit (CPU, and
-        # another file's fsync) instead of after them; the files are renamed into place only once
-        # both are done.
-        flushed: list[bool] = []
-        flush = threading.Thread(target=self._prepare, args=(list(request.attachments.values()), flushed), daemon=True)
-        flush.start()
-        try:
-            return self._analyse_and_stage(request, submission_id, flush, flushed)
+            flush.ok = True
         finally:
-            flush.join()
+            flush.done.set()
 
-    def _analyse_and_stage(
-        self, request: SoapRequest, submission_id: str, flush: threading.Thread, flushed: list[bool]
-    ) -> SoapResponse | _Accepted:
+    def _accept(self, request: SoapRequest, submission_id: str, flush: _Flush) -> SoapResponse | _Accepted:
+        """Steps 1-3 in one worker thread: analyse, augment, check the index and stage (one index
+        transaction when every uniqueId is new); the documents' disk flush (:meth:`_prepare`)
+        runs meanwhile in another worker thread. A response means the submission ends here."""
         analysis = iti41.analyze(request.body, binary=request.binary, validate=self.validate_metadata)
         sor = analysis.submit_objects_request
         if not analysis.ok or sor is None:
@@ -176,7 +189,7 @@ class DocumentRepository:
         staged = [Staged(p.unique_id, p.mime_type, p.attachment) for p in parts]
         try:
             existing = self.store.stage_if_new(submission_id, staged, lease_seconds=lease, place=False)
-            flush.join()
+            flush.done.wait()
             if existing:
                 errors, new = self._index_conflicts(parts, existing)
                 if errors:
@@ -187,7 +200,7 @@ class DocumentRepository:
             else:
                 # Step 2 of repository.store: the rows are committed, now the files move in
                 # (their data is on disk already when the flush succeeded).
-                self.store.place(staged, flushed=bool(flushed))
+                self.store.place(staged, flushed=flush.ok)
         except StoreConflict:
             return self._registry_response(
                 [RegistryError(ErrorCode.REPOSITORY_BUSY, "a concurrent submission holds one of these documents; try again later")]
@@ -208,7 +221,16 @@ class DocumentRepository:
         """ITI-41 / RAD-68 (ITI TF-2b §3.41.4.1.3; RAD TF-3 §4.68.4.1.3)."""
         marks = [time.perf_counter()]
         submission_id = uuid.uuid4().hex
-        accepted = await anyio.to_thread.run_sync(self._accept, request, submission_id)
+        # The documents' disk flushes run beside the analysis and the index commit (CPU, and
+        # another file's fsync) instead of after them; the files are renamed into place only once
+        # both are done. Both run in the worker threads anyio keeps (no thread made per request).
+        flush = _Flush()
+        attachments = list(request.attachments.values())
+        async with anyio.create_task_group() as group:
+            group.start_soon(
+                partial(anyio.to_thread.run_sync, self._prepare, attachments, flush, limiter=self._flush_limiter())
+            )
+            accepted = await anyio.to_thread.run_sync(self._accept, request, submission_id, flush)
         if isinstance(accepted, SoapResponse):
             return accepted
         parts = accepted.parts

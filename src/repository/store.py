@@ -94,6 +94,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from repository import schema as t
+from xds.durable import fsync_dir
 from xds.soap.attachments import Attachment
 
 __all__ = [
@@ -246,14 +247,6 @@ def _chunks(items: Sequence[str], size: int = _BATCH) -> Iterable[Sequence[str]]
         yield items[i : i + size]
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _fsync_all(paths: Sequence[Path]) -> None:
     """fsync every path (files or directories), in order, one after the other.
 
@@ -262,7 +255,7 @@ def _fsync_all(paths: Sequence[Path]) -> None:
     journal transaction that holds the new entries, so the directory fsyncs after it are cheap.
     """
     for path in paths:
-        _fsync_dir(path)
+        fsync_dir(path)
 
 
 class DocumentStore:

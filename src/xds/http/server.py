@@ -214,6 +214,7 @@ class _Limits:
     max_envelope_bytes: int
     memory_threshold: int
     max_xml_depth: int | None
+    write_behind: bool = False
 
 
 #: The most of a refused request's body read (and dropped) before answering it.
@@ -299,7 +300,9 @@ class _SoapEndpoint:
         if request.method in ("GET", "HEAD"):
             await self._get(request)(scope, receive, send)
             return
-        spool = Spool(self.limits.spool_dir, memory_threshold=self.limits.memory_threshold)
+        spool = Spool(
+            self.limits.spool_dir, memory_threshold=self.limits.memory_threshold, write_behind=self.limits.write_behind
+        )
         try:
             response = await self._post(request, spool)
             if not isinstance(response, StreamingResponse):
@@ -496,8 +499,12 @@ def soap_routes(
     max_envelope_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES,
     memory_threshold: int = DEFAULT_MEMORY_THRESHOLD,
     max_xml_depth: int | None = None,
+    write_behind: bool = False,
 ) -> list[Route]:
-    """The Starlette routes of :func:`soap_app`, to combine with other routes in one app."""
+    """The Starlette routes of :func:`soap_app`, to combine with other routes in one app.
+
+    ``write_behind``: the attachments' spool files are handed to the disk as they are written,
+    for services that fsync what they keep (:class:`xds.durable.WriteBehind`)."""
     directory = Path(spool_dir)
     directory.mkdir(parents=True, exist_ok=True)
     limits = _Limits(
@@ -506,6 +513,7 @@ def soap_routes(
         max_envelope_bytes=max_envelope_bytes,
         memory_threshold=memory_threshold,
         max_xml_depth=max_xml_depth,
+        write_behind=write_behind,
     )
     paths = [service.path for service in services]
     if len(set(paths)) != len(paths):

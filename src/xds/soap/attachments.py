@@ -25,9 +25,13 @@ Public API::
     AttachmentSink (Protocol)        # write(bytes), close() -> Attachment, abort()
     SinkFactory = Callable[[str, str], AttachmentSink]          # (content_id, content_type)
     SpoolSink(directory, *, content_id, content_type, memory_threshold=64 KiB, on_close=None,
-              background_write_above=4 MiB)
-    Spool(directory=None, *, memory_threshold=64 KiB)           # .sink, .store_bytes, .cleanup,
-                                                                # .has_files
+              background_write_above=4 MiB, write_behind=False)
+    Spool(directory=None, *, memory_threshold=64 KiB, write_behind=False)
+                                     # .sink, .store_bytes, .cleanup, .has_files
+
+``write_behind`` is for spools whose files will be fsynced (the repository's): the written
+bytes are handed to the disk while the rest still arrives (:class:`xds.durable.WriteBehind`),
+so the fsync that makes the document durable has little left to do.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Final, Protocol
+
+from xds.durable import WriteBehind, fsync_dir
 
 __all__ = [
     "CHUNK_SIZE",
@@ -67,19 +73,6 @@ _WRITE_QUEUE_DEPTH: Final = 8
 
 _SPOOL_PREFIX: Final = "xds-part-"
 _SPOOL_SUFFIX: Final = ".tmp"
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
@@ -295,7 +288,7 @@ class Attachment:
                 # Like a rename, the move leaves nothing at the old place.
                 self._path.unlink(missing_ok=True)
         if fsync:
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent, ignore_errors=True)
         self._path = target
         self._data = None
         self._owned = False
@@ -348,8 +341,9 @@ SinkFactory = Callable[[str, str], AttachmentSink]
 class _Writer:
     """A thread that writes queued chunks to a file descriptor, in order."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, *, write_behind: WriteBehind | None = None) -> None:
         self._fd = fd
+        self._write_behind = write_behind
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_WRITE_QUEUE_DEPTH)
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="xds-spool-writer", daemon=True)
@@ -360,6 +354,8 @@ class _Writer:
             if self.error is None:
                 try:
                     _write_all(self._fd, chunk)
+                    if self._write_behind is not None:
+                        self._write_behind.wrote(len(chunk))
                 except BaseException as exc:  # reported to the producer on its next call
                     self.error = exc
 
@@ -398,6 +394,8 @@ class SpoolSink:
         "_on_close",
         "_writer",
         "_background_above",
+        "_write_behind",
+        "_behind",
     )
 
     def __init__(
@@ -409,6 +407,7 @@ class SpoolSink:
         memory_threshold: int = DEFAULT_MEMORY_THRESHOLD,
         on_close: Callable[[Attachment], None] | None = None,
         background_write_above: int | None = BACKGROUND_WRITE_ABOVE,
+        write_behind: bool = False,
     ) -> None:
         self._directory = directory
         self._content_id = content_id
@@ -424,14 +423,24 @@ class SpoolSink:
         self._on_close = on_close
         self._writer: _Writer | None = None
         self._background_above = background_write_above
+        self._write_behind = write_behind
+        self._behind: WriteBehind | None = None
 
     def _spill(self) -> None:
         fd, name = tempfile.mkstemp(prefix=_SPOOL_PREFIX, suffix=_SPOOL_SUFFIX, dir=self._directory)
         self._fd = fd
         self._path = Path(name)
+        if self._write_behind:
+            self._behind = WriteBehind(fd)
         if self._buffer:
-            _write_all(fd, self._buffer)
+            self._write_file(self._buffer)
         self._buffer = None
+
+    def _write_file(self, data: bytes | bytearray | memoryview) -> None:
+        assert self._fd is not None
+        _write_all(self._fd, data)
+        if self._behind is not None:
+            self._behind.wrote(len(data))
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._closed:
@@ -452,12 +461,12 @@ class SpoolSink:
             and self._background_above is not None
             and self._size > self._background_above
         ):
-            self._writer = _Writer(self._fd)
+            self._writer = _Writer(self._fd, write_behind=self._behind)
         if self._writer is not None:
             # The writer thread keeps a reference: hand it an immutable copy only when needed.
             self._writer.put(data if type(data) is bytes else bytes(data))
         else:
-            _write_all(self._fd, data)
+            self._write_file(data)
 
     @property
     def in_memory(self) -> bool:
@@ -526,10 +535,12 @@ class Spool:
         directory: os.PathLike[str] | str | None = None,
         *,
         memory_threshold: int = DEFAULT_MEMORY_THRESHOLD,
+        write_behind: bool = False,
     ) -> None:
         self.directory = Path(directory) if directory is not None else Path(tempfile.gettempdir())
         self.directory.mkdir(parents=True, exist_ok=True)
         self.memory_threshold = memory_threshold
+        self.write_behind = write_behind
         self._sinks: list[SpoolSink] = []
         self._attachments: list[Attachment] = []
 
@@ -541,6 +552,7 @@ class Spool:
             content_type=content_type,
             memory_threshold=self.memory_threshold,
             on_close=self._attachments.append,
+            write_behind=self.write_behind,
         )
         self._sinks.append(sink)
         return sink
