@@ -589,6 +589,39 @@ def raw_exchange(port: int, request: bytes, *, send_all: bool = True) -> tuple[i
         return status, headers, rest
 
 
+def test_an_oversize_body_sent_whole_gets_its_413_and_the_connection_stays_usable(server: Server) -> None:
+    """A client that sends the whole body before reading (most do) must see the 413, not a reset
+    of a connection closed under its feet: a modest excess is read and dropped first, and the
+    next request on the same connection is answered."""
+    excess = MAX_BODY + 3_000_000
+    too_large = (
+        b"POST /registry HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/soap+xml\r\n"
+        + f"Content-Length: {excess}\r\n\r\n".encode()
+        + b"x" * excess
+    )
+    query = envelope_text(ACTION_18)
+    good = (
+        b"POST /registry HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/soap+xml\r\n"
+        + f"Content-Length: {len(query)}\r\n\r\n".encode()
+        + query
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(too_large)
+        reader = sock.makefile("rb")
+        status_line = reader.readline()
+        headers = {}
+        while (line := reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        body = reader.read(int(headers["content-length"]))
+        assert status_line.split()[1] == b"413"
+        assert headers.get("connection") != "close"
+        fault = parse_envelope_bytes(body, require_action=False).fault()
+        assert fault is not None and fault.code is FaultCode.SENDER
+        sock.sendall(good)
+        assert reader.readline().split()[1] == b"200"
+
+
 def test_declared_oversize_body_is_refused_before_it_is_sent(server: Server, http: httpx.Client) -> None:
     request = (
         b"POST /registry HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/soap+xml\r\n"

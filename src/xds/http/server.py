@@ -219,6 +219,11 @@ class _Limits:
 
 #: The most of a refused request's body read (and dropped) before answering it.
 _DRAIN_LIMIT: Final = 1 << 20
+#: The same for a body refused as too large: what is left of it, past the limit, when that is
+#: at most this much (a client that sends it all before reading gets the 413 instead of a reset).
+_OVERSIZE_DRAIN_LIMIT: Final = 16 << 20
+#: Longest wait for the rest of a refused body.
+_DRAIN_SECONDS: Final = 2.0
 
 
 class _BodyStream:
@@ -227,6 +232,7 @@ class _BodyStream:
     def __init__(self, request: Request) -> None:
         self._request = request
         self.complete = False
+        self.received = 0
 
     async def chunks(self) -> AsyncIterator[bytes]:
         # ASGI http.request messages read here (not through Request.stream) so that ``complete``
@@ -239,23 +245,27 @@ class _BodyStream:
             if not message.get("more_body", False):
                 self.complete = True
             if chunk:
+                self.received += len(chunk)
                 yield chunk
 
     async def drain(self, limit: int) -> bool:
         """Read and drop what is left of the body, up to ``limit`` bytes; True when it was all
         read. A request refused before its body was read (a wrong Content-Type, say) is drained
         before the answer: closing a connection whose request bytes are still arriving makes the
-        kernel reset it, and the client may lose the answer (RFC 9112 §9.6). A larger rest is
-        not worth reading: the connection is closed instead."""
+        kernel reset it, and the client may lose the answer (RFC 9112 §9.6). A larger rest, or
+        one that does not arrive within :data:`_DRAIN_SECONDS` (a client waiting for the answer
+        before it sends), is not worth waiting for: the connection is closed instead."""
         total = 0
-        try:
-            async for chunk in self.chunks():
-                total += len(chunk)
-                if total > limit:
-                    return False
-        except ClientDisconnect:
-            return False
-        return True
+        with anyio.move_on_after(_DRAIN_SECONDS):
+            try:
+                async for chunk in self.chunks():
+                    total += len(chunk)
+                    if total > limit:
+                        return False
+            except ClientDisconnect:
+                return False
+            return True
+        return False
 
     async def read(self, limit: int) -> bytes:
         parts: list[bytes] = []
@@ -341,6 +351,7 @@ class _SoapEndpoint:
     async def _post(self, request: Request, spool: Spool) -> Response:
         body = _BodyStream(request)
         relates_to: str | None = None
+        declared: int | None = None
         try:
             packaging, ctype = request_packaging(request.headers.get("content-type"))
             declared = _content_length(request)
@@ -396,7 +407,11 @@ class _SoapEndpoint:
         except MessageTooLarge as exc:
             log.info("request rejected (413): %s", exc)
             too_large = SoapFault(FaultCode.SENDER, str(exc), http_status=413, relates_to=relates_to)
-            return _fault_response(too_large, close=not body.complete)
+            rest = None if declared is None else declared - body.received
+            drained = body.complete or (
+                (rest is None or rest <= _OVERSIZE_DRAIN_LIMIT) and await body.drain(_OVERSIZE_DRAIN_LIMIT)
+            )
+            return _fault_response(too_large, close=not drained)
         except MimeError as exc:
             log.info("request rejected: malformed MIME: %s", exc)
             malformed = SoapFault(
