@@ -47,7 +47,8 @@ def spool(tmp_path: Path) -> Iterator[Spool]:
 
 
 def spool_files(spool: Spool) -> list[Path]:
-    return sorted(spool.directory.iterdir())
+    """The files in the spool's directory (made on the first sink: none before)."""
+    return sorted(spool.directory.iterdir()) if spool.directory.exists() else []
 
 
 # -- Content-Type and Content-ID ------------------------------------------------------------------
@@ -331,7 +332,7 @@ def test_round_trip_arbitrary_content_any_chunking(
             assert attachment.size == len(content)
             assert attachment.sha1_hex == hashlib.sha1(content).hexdigest()
             assert attachment.sha256_hex == hashlib.sha256(content).hexdigest()
-    assert list((tmp_path / "s").iterdir()) == []
+    assert list((tmp_path / "s").glob("*")) == []  # (no directory at all when nothing spilled)
 
 
 NEAR_MISSES = (

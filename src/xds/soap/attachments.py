@@ -538,7 +538,6 @@ class Spool:
         write_behind: bool = False,
     ) -> None:
         self.directory = Path(directory) if directory is not None else Path(tempfile.gettempdir())
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.memory_threshold = memory_threshold
         self.write_behind = write_behind
         self._sinks: list[SpoolSink] = []
@@ -546,6 +545,10 @@ class Spool:
 
     def sink(self, content_id: str, content_type: str) -> SpoolSink:
         """A new sink whose attachment this spool will clean up."""
+        if not self._sinks:
+            # Made on first use: most SOAP messages have no attachment, and a spool is made for
+            # every request and reply.
+            self.directory.mkdir(parents=True, exist_ok=True)
         sink = SpoolSink(
             self.directory,
             content_id=content_id,
