@@ -20,6 +20,15 @@ interleaved: **curl** (a fast client: ``-w %{time_total}``, bodies from files) a
 are MTOM files whose SOAP part is rewritten in place for each run (fresh uniqueIds, same length);
 between runs the stored documents are removed from the repository's index and store, so no run
 is deduplicated into a rename-free no-op. MB = 10^6 bytes. Medians of ``--runs`` runs.
+
+``--floor`` adds, for the smallest size, what an ITI-41 cannot do without, each measured alone in
+the same run: SHA-1 + SHA-256 of the document (the issue asks for both), one ITI-42 round trip of
+that document's metadata to the same registry process from a minimal client (``http.client``,
+keep-alive, envelopes built beforehand; DESIGN keeps ITI-42 on the wire), and one durable index
+commit (raw ``sqlite3``, WAL, ``synchronous=FULL``: the pending row must survive a power cut
+before ITI-42). Their sum added to the plain PUT is the fastest an ITI-41 could be if everything
+else (HTTP framing, MIME, parsing, validation, thread hand-offs) cost nothing; the PUT's time over
+it is the best ingest ratio this design allows on the machine.
 """
 
 from __future__ import annotations
@@ -391,6 +400,123 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+# -- the floor (--floor) -----------------------------------------------------------------------------
+def _iti42_envelopes(document: Path, size: int, count: int) -> list[bytes]:
+    """``count`` ITI-42 envelopes as the repository sends them for the bench's ITI-41 (fresh ids)."""
+    from repository import iti41
+    from xds.soap.attachments import Attachment
+    from xds.soap.envelope import build_request as envelope
+    from xds.xml import parse_xml
+
+    sha1 = hashlib.sha1(document.read_bytes()).hexdigest() if size <= 1 << 28 else "0" * 40
+    stand_in = Attachment.from_bytes(b"", content_id="document@bench", content_type="application/pdf")
+    envelopes = []
+    for _ in range(count):
+        head, unique_id = _head(document, size, next(_RUNS))
+        soap = head.split(b"\r\n\r\n", 1)[1].split(b"\r\n--", 1)[0]
+        sor = parse_xml(soap).find(".//{urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0}SubmitObjectsRequest")
+        entry = sor.find(".//{urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0}ExtrinsicObject")
+        part = iti41.DocumentPart(entry.get("id"), unique_id, "application/pdf", stand_in)
+        iti41.augment(sor, [part], repository_id=REPOSITORY_ID)
+        for slot in sor.iter("{urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0}Slot"):
+            if slot.get("name") in ("hash", "size"):
+                value = slot.find(".//{urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0}Value")
+                value.text = sha1 if slot.get("name") == "hash" else str(size)
+        envelopes.append(envelope(sor, action="urn:ihe:iti:2007:RegisterDocumentSet-b", to="http://127.0.0.1/registry"))
+    return envelopes
+
+
+def _registry_round_trips(registry: str, envelopes: list[bytes]) -> list[float]:
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(registry)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    headers = {"Content-Type": 'application/soap+xml; charset=UTF-8; action="urn:ihe:iti:2007:RegisterDocumentSet-b"'}
+    seconds = []
+    try:
+        for body in envelopes:
+            start = time.perf_counter()
+            connection.request("POST", url.path, body=body, headers=headers)
+            answer = connection.getresponse().read()
+            seconds.append(time.perf_counter() - start)
+            if b"ResponseStatusType:Success" not in answer:
+                raise RuntimeError(f"ITI-42 failed: {answer[:2000]!r}")
+    finally:
+        connection.close()
+    return seconds
+
+
+def _digest_times(document: Path, runs: int) -> list[float]:
+    data = document.read_bytes()
+    seconds = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        hashlib.sha1(data).digest()
+        hashlib.sha256(data).digest()
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def _durable_commit_times(scratch: Path, runs: int) -> list[float]:
+    import sqlite3
+
+    path = scratch / "floor.sqlite"
+    path.unlink(missing_ok=True)
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("CREATE TABLE document (unique_id TEXT PRIMARY KEY, sha256 TEXT, sha1 TEXT, size INTEGER, state TEXT)")
+        seconds = []
+        for run in range(runs):
+            start = time.perf_counter()
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO document VALUES (?, ?, ?, ?, 'pending')", (f"2.25.{run}", "0" * 64, "0" * 40, 10**6))
+            db.execute("COMMIT")
+            seconds.append(time.perf_counter() - start)
+        return seconds
+    finally:
+        db.close()
+        path.unlink(missing_ok=True)
+
+
+def floor(result: dict[str, Any], *, registry: str, scratch: Path, client: str, runs: int) -> dict[str, Any]:
+    """The floor of an ITI-41 of ``result``'s size (see the module documentation), in ms."""
+    size = result["size"]
+    document = make_document(scratch, size)
+    runs = max(runs, 40)
+    parts = {
+        "sha1_sha256": statistics.median(_digest_times(document, runs)),
+        "iti42_round_trip": statistics.median(_registry_round_trips(registry, _iti42_envelopes(document, size, runs))),
+        "durable_index_commit": statistics.median(_durable_commit_times(scratch, runs)),
+    }
+    put = statistics.median(result["seconds"][f"put/{client}"])
+    iti41 = statistics.median(result["seconds"][f"iti41/{client}"])
+    least = put + sum(parts.values())
+    return {
+        "size": size,
+        "client": client,
+        "ms": {name: 1000 * value for name, value in parts.items()},
+        "put_ms": 1000 * put,
+        "iti41_ms": 1000 * iti41,
+        "floor_ms": 1000 * least,
+        "best_ratio": put / least,
+        "measured_ratio": put / iti41,
+    }
+
+
+def floor_report(entry: dict[str, Any]) -> str:
+    ms = entry["ms"]
+    return "\n".join([
+        f"Floor of a {entry['size'] / 1e6:,.0f} MB ITI-41 ({entry['client']}; medians, ms):",
+        f"  plain PUT {entry['put_ms']:.2f} + SHA-1/SHA-256 {ms['sha1_sha256']:.2f} + ITI-42 round trip "
+        f"{ms['iti42_round_trip']:.2f} + durable index commit {ms['durable_index_commit']:.2f} = {entry['floor_ms']:.2f}",
+        f"  best ingest ratio this design allows: {entry['best_ratio']:.0%}; measured ITI-41 {entry['iti41_ms']:.2f} ms, "
+        f"ratio {entry['measured_ratio']:.0%}",
+    ])  # fmt: skip
+
+
 def report(results: list[dict[str, Any]], clients_used: list[str]) -> str:
     lines = [
         "| size | client | ITI-41 MB/s | plain PUT MB/s | **ingest ratio** | ITI-43 MB/s | plain GET MB/s | **retrieve ratio** | server peak RSS |",
@@ -421,6 +547,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", nargs="+", default=["curl", "httpx"], choices=["curl", "httpx"])
     parser.add_argument("--scratch", type=Path, default=DEFAULT_SCRATCH / "repository")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--floor", action="store_true", help="also measure the floor of an ITI-41 of the smallest size")
     args = parser.parse_args(argv)
     if args.command == "serve":
         serve(args)
@@ -445,10 +572,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"size {size / 1e6:,.0f} MB, {runs} runs ...", flush=True)
             results.append(run_size(int(size), runs, registry=registry, scratch=scratch, clients_used=args.clients))
             print(report(results[-1:], args.clients), flush=True)
-    payload = {"machine": machine(), "results": results}
+        floors = []
+        if args.floor:
+            smallest = min(results, key=lambda r: r["size"])
+            for client in args.clients:
+                floors.append(floor(smallest, registry=registry, scratch=scratch, client=client, runs=smallest["runs"]))
+    payload = {"machine": machine(), "results": results, "floors": floors}
     write_json(args.json or scratch / "repository_bench.json", payload)
     print()
     print(report(results, args.clients))
+    for entry in floors:
+        print(floor_report(entry))
     return 0
 
 
