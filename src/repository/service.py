@@ -226,11 +226,19 @@ class DocumentRepository:
         # both are done. Both run in the worker threads anyio keeps (no thread made per request).
         flush = _Flush()
         attachments = list(request.attachments.values())
+        failure: Exception | None = None
         async with anyio.create_task_group() as group:
             group.start_soon(
                 partial(anyio.to_thread.run_sync, self._prepare, attachments, flush, limiter=self._flush_limiter())
             )
-            accepted = await anyio.to_thread.run_sync(self._accept, request, submission_id, flush)
+            try:
+                accepted = await anyio.to_thread.run_sync(self._accept, request, submission_id, flush)
+            except Exception as exc:
+                # Raised once the flush has ended, as itself: a task group would wrap it in an
+                # ExceptionGroup, and a SoapFault (a broken xop:Include, say) must stay one.
+                failure = exc
+        if failure is not None:
+            raise failure
         if isinstance(accepted, SoapResponse):
             return accepted
         parts = accepted.parts
