@@ -28,6 +28,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from registry.store import schema as t
 from xds.metadata.model import Association, DocumentEntry, Folder, SubmissionSet
@@ -123,6 +124,21 @@ _SUBMISSION_LOOKUPS = union_all(
 _LOOKUP_CHUNK = 500
 
 
+def _sqlite_lookups(packages: int, documents: int) -> str:
+    """:data:`_SUBMISSION_LOOKUPS` as SQLite driver SQL for ``packages`` package and
+    ``documents`` DocumentEntry uniqueIds (qmark parameters: the patient ID, the package ids
+    twice, the DocumentEntry ids). A branch with no ids is left out: it could match nothing."""
+    parts = ["SELECT 'p', merged_into, NULL, NULL FROM patient WHERE patient_id = ?"]
+    if packages:
+        marks = ", ".join("?" * packages)
+        parts.append(f"SELECT 's', unique_id, NULL, NULL FROM submission_set WHERE unique_id IN ({marks})")
+        parts.append(f"SELECT 'f', unique_id, NULL, NULL FROM folder WHERE unique_id IN ({marks})")
+    if documents:
+        marks = ", ".join("?" * documents)
+        parts.append(f"SELECT 'd', unique_id, hash, size FROM document_entry WHERE unique_id IN ({marks})")
+    return " UNION ALL ".join(parts)
+
+
 @dataclass(frozen=True, slots=True)
 class SubmissionLookups:
     """What the registry already holds that an ITI-42 submission's checks depend on."""
@@ -154,7 +170,12 @@ def submission_lookups(
     known = False
     found: set[str] = set()
     docs: dict[str, list[tuple[str | None, int | None]]] = {}
-    rows = conn.execute(_SUBMISSION_LOOKUPS, {"pid": patient_id, "packages": packages, "documents": documents})
+    if _is_sqlite(conn):
+        rows = conn.exec_driver_sql(
+            _sqlite_lookups(len(packages), len(documents)), (patient_id, *packages, *packages, *documents)
+        )
+    else:
+        rows = conn.execute(_SUBMISSION_LOOKUPS, {"pid": patient_id, "packages": packages, "documents": documents})
     for kind, value, hash_, size in rows:
         if kind == "p":
             known = value is None  # a merged (subsumed) patient ID is no longer known
@@ -234,6 +255,36 @@ def _is_postgresql(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
+def _is_sqlite(conn: Connection) -> bool:
+    return conn.dialect.name == "sqlite"
+
+
+# SQLite: the inserts of a submission as driver SQL (sqlite3's named parameters), compiled once
+# from the tables. Run with ``exec_driver_sql`` they skip SQLAlchemy's per-execution work
+# (statement cache key, compiled-cache look-up, parameter processing: ~30 us of CPU each, about
+# a third of an ITI-42's database CPU), while errors still arrive as SQLAlchemy exceptions
+# (IntegrityError, DBAPIError with connection_invalidated) for DocumentRegistry._store. The
+# parameters are the ones the Core statements received; the one bind processor Core would
+# apply, LargeBinary wrapping ``xml`` in sqlite3.Binary, stores the same BLOB.
+_SQLITE_NAMED = sqlite_dialect.dialect(paramstyle="named")
+
+
+def _sqlite_insert(table: Table) -> str:
+    columns = _columns(table)
+    return str(insert(table).values({c: bindparam(c) for c in columns}).compile(dialect=_SQLITE_NAMED))
+
+
+_SQLITE_INSERT_DOCUMENT = _sqlite_insert(t.document_entry)
+_SQLITE_INSERT_DOCUMENT_CODE = _sqlite_insert(t.document_entry_code)
+_SQLITE_INSERT_DOCUMENT_AUTHOR = _sqlite_insert(t.document_entry_author)
+_SQLITE_INSERT_DOCUMENT_REFERENCE = _sqlite_insert(t.document_entry_reference)
+_SQLITE_INSERT_SUBMISSION_SET = _sqlite_insert(t.submission_set)
+_SQLITE_INSERT_SUBMISSION_SET_AUTHOR = _sqlite_insert(t.submission_set_author)
+_SQLITE_INSERT_FOLDER = _sqlite_insert(t.folder)
+_SQLITE_INSERT_FOLDER_CODE = _sqlite_insert(t.folder_code)
+_SQLITE_INSERT_ASSOCIATION = _sqlite_insert(t.association)
+
+
 def insert_document_entries(
     conn: Connection, entries: Sequence[tuple[DocumentEntry, bytes]]
 ) -> dict[str, int]:
@@ -258,21 +309,22 @@ def insert_document_entries(
     authors: list[dict[str, object]] = []
     refs: list[dict[str, object]] = []
     for de, xml in entries:
-        # Parameters passed beside the statement, not baked in with .values(): the compiled
-        # statement is then reused from SQLAlchemy's cache instead of being rebuilt per row.
-        row_id = conn.execute(insert(t.document_entry), _document_row(de, xml)).inserted_primary_key[0]
+        row_id = conn.exec_driver_sql(_SQLITE_INSERT_DOCUMENT, _document_row(de, xml)).lastrowid
         ids[de.id] = row_id
         codes += [{"entry_id": row_id, "kind": "conf", "code": c.code, "scheme": c.scheme} for c in de.confidentiality_codes]
         codes += [{"entry_id": row_id, "kind": "event", "code": c.code, "scheme": c.scheme} for c in de.event_codes]
         authors += [{"entry_id": row_id, "person": a.person} for a in de.authors if a.person]
         refs += [{"entry_id": row_id, "value": v} for v in de.reference_ids]
-    if codes:
-        conn.execute(insert(t.document_entry_code), codes)
-    if authors:
-        conn.execute(insert(t.document_entry_author), authors)
-    if refs:
-        conn.execute(insert(t.document_entry_reference), refs)
+    _sqlite_rows(conn, _SQLITE_INSERT_DOCUMENT_CODE, codes)
+    _sqlite_rows(conn, _SQLITE_INSERT_DOCUMENT_AUTHOR, authors)
+    _sqlite_rows(conn, _SQLITE_INSERT_DOCUMENT_REFERENCE, refs)
     return ids
+
+
+def _sqlite_rows(conn: Connection, sql: str, rows: list[dict[str, object]]) -> None:
+    """Insert ``rows`` (none, one, or several in one executemany)."""
+    if rows:
+        conn.exec_driver_sql(sql, rows[0] if len(rows) == 1 else rows)
 
 
 def _document_row(de: DocumentEntry, xml: bytes) -> dict[str, object]:
@@ -321,28 +373,31 @@ def insert_submission_set(conn: Connection, ss: SubmissionSet, xml: bytes) -> in
     if _is_postgresql(conn):
         params = {**row, "submission_set_author_person": [a.person for a in ss.authors if a.person]}
         return int(conn.execute(_PG_INSERT_SUBMISSION_SET, params).scalar_one())
-    row_id = conn.execute(insert(t.submission_set), row).inserted_primary_key[0]
+    row_id = conn.exec_driver_sql(_SQLITE_INSERT_SUBMISSION_SET, row).lastrowid
     authors = [{"set_id": row_id, "person": a.person} for a in ss.authors if a.person]
-    if authors:
-        conn.execute(insert(t.submission_set_author), authors)
+    _sqlite_rows(conn, _SQLITE_INSERT_SUBMISSION_SET_AUTHOR, authors)
     return row_id
 
 
 def insert_folders(conn: Connection, folders: Sequence[tuple[Folder, bytes]]) -> None:
+    sqlite = _is_sqlite(conn)
     for fd, xml in folders:
-        row_id = conn.execute(
-            insert(t.folder),
-            {
-                "entry_uuid": fd.id,
-                "unique_id": fd.unique_id,
-                "patient_id": fd.patient_id,
-                "status": fd.status,
-                "last_update_time": fd.last_update_time,
-                "xml": xml,
-            },
-        ).inserted_primary_key[0]
+        row = {
+            "entry_uuid": fd.id,
+            "unique_id": fd.unique_id,
+            "patient_id": fd.patient_id,
+            "status": fd.status,
+            "last_update_time": fd.last_update_time,
+            "xml": xml,
+        }
+        if sqlite:
+            row_id = conn.exec_driver_sql(_SQLITE_INSERT_FOLDER, row).lastrowid
+        else:
+            row_id = conn.execute(insert(t.folder), row).inserted_primary_key[0]
         codes = [{"folder_id": row_id, "code": c.code, "scheme": c.scheme} for c in fd.codes]
-        if codes:
+        if sqlite:
+            _sqlite_rows(conn, _SQLITE_INSERT_FOLDER_CODE, codes)
+        elif codes:
             conn.execute(insert(t.folder_code), codes)
 
 
@@ -360,6 +415,9 @@ def insert_associations(conn: Connection, assocs: Sequence[tuple[Association, by
         }
         for a, xml in assocs
     ]
+    if _is_sqlite(conn):
+        _sqlite_rows(conn, _SQLITE_INSERT_ASSOCIATION, rows)
+        return
     # One row goes as a plain execute: the driver's executemany (a pipeline on psycopg) costs
     # more than the insert itself when there is a single row.
     conn.execute(insert(t.association), rows[0] if len(rows) == 1 else rows)
