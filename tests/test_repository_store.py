@@ -197,6 +197,19 @@ def test_stage_if_new_checks_and_stages_in_one_go(store: DocumentStore) -> None:
     assert not store.path_for(hashlib.sha256(b"new").hexdigest()).exists()
 
 
+def test_stage_if_new_records_nothing_when_its_insert_conflicts(store: DocumentStore) -> None:
+    """The insert itself refusing a uniqueId (here: the same one twice in the submission; in
+    service: a concurrent submission that took it after the check) is a StoreConflict, and the
+    transaction leaves no row, no blob and no file."""
+    with Spool(store.spool_dir) as spool:
+        twice = [_staged(store, spool, "8.1", os.urandom(100_000)), _staged(store, spool, "8.1", b"again")]
+        with pytest.raises(StoreConflict):
+            store.stage_if_new("sub", twice, lease_seconds=600)
+    assert store.existing(["8.1"]) == {}
+    assert store.counts() == {"blobs": 0}
+    assert not any(path.is_file() for path in store.objects_dir.rglob("*"))
+
+
 def test_prepare_flushes_and_makes_the_bucket_without_recording_anything(store: DocumentStore) -> None:
     data = os.urandom(100_000)
     with Spool(store.spool_dir) as spool:
