@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import anyio.to_thread
 import pytest
 from lxml import etree
@@ -206,6 +207,34 @@ def test_a_document_goes_to_the_disk_while_it_arrives(live: Live, monkeypatch: p
     de = sub.document_entries[0]
     _, documents = live.retrieve([(live.repository_id, de.unique_id)])
     assert documents[de.unique_id][1] == contents[de.id]
+
+
+def test_concurrent_submissions_when_one_worker_thread_is_all_there_is(tmp_path: Path, repository_db_url: str) -> None:  # noqa: F811
+    """The flushes have their own limiter on worker threads: were they to share the default one
+    with the stagers that wait for them, a stager holding the last token would wait forever for
+    a flush that cannot start. With the default limiter at one token, concurrent submissions
+    all go through."""
+    import contextlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    from starlette.applications import Starlette
+
+    def one_default_token(app: Starlette) -> Starlette:
+        @contextlib.asynccontextmanager
+        async def lifespan(_app: Starlette) -> Iterator[None]:  # type: ignore[misc]
+            anyio.to_thread.current_default_thread_limiter().total_tokens = 1
+            async with app.router.lifespan_context(app):
+                yield
+
+        return Starlette(routes=app.routes, lifespan=lifespan)
+
+    with live_pair(tmp_path, repository_db_url, wrap=one_default_token) as live:
+        submissions = [_submission(live, size=300_000 + i) for i in range(6)]
+        with ThreadPoolExecutor(len(submissions)) as pool:
+            futures = [pool.submit(live.submit, sub, contents) for _, sub, contents in submissions]
+            outcomes = [future.result(timeout=120) for future in futures]
+        assert [(o.status, o.codes) for o in outcomes] == [(SUCCESS, [])] * len(submissions)
+        assert live.index_counts() == {"committed": len(submissions), "blobs": len(submissions)}
 
 
 def test_same_unique_id_with_other_content_is_refused(live: Live) -> None:

@@ -10,10 +10,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -257,11 +258,19 @@ def repository_settings(tmp_path: Path, *, registry_url: str, repository_db: str
 
 
 @contextmanager
-def live_pair(tmp_path: Path, repository_db: str, *, registry_url: str | None = None, **changes: object) -> Iterator[Live]:
+def live_pair(
+    tmp_path: Path,
+    repository_db: str,
+    *,
+    registry_url: str | None = None,
+    wrap: Callable[[Any], Any] | None = None,
+    **changes: object,
+) -> Iterator[Live]:
     """A registry (SQLite) and a repository (index on ``repository_db``) in server threads.
 
     With ``registry_url`` the repository talks to that URL instead (a stopped or fake registry);
-    the registry still runs, for the helpers.
+    the registry still runs, for the helpers. ``wrap`` takes the repository's ASGI app and
+    returns the one to serve (to change its surroundings in a test).
     """
     from repository.app import build_repository_app
 
@@ -269,7 +278,8 @@ def live_pair(tmp_path: Path, repository_db: str, *, registry_url: str | None = 
     with ServerThread(app) as registry:
         target = registry_url or registry.url + "/registry"
         settings = repository_settings(tmp_path, registry_url=target, repository_db=repository_db, **changes)
-        with ServerThread(build_repository_app(settings)) as repository:
+        repository_app = build_repository_app(settings)
+        with ServerThread(wrap(repository_app) if wrap is not None else repository_app) as repository:
             live = Live(
                 registry_url=registry.url + "/registry",
                 registry_db=registry_db,
