@@ -276,6 +276,25 @@ class _ReplyReader:
         )
 
 
+class _ReplySettings(Protocol):
+    """What every client here says about reading replies."""
+
+    spool_dir: Path | None
+    max_envelope_bytes: int
+    check_relates_to: bool
+
+
+def _reply_reader(client: _ReplySettings, prepared: _Prepared) -> _ReplyReader:
+    """The reader of the reply to ``prepared``, with a fresh spool for its attachments (in
+    ``client.spool_dir``, or the system's temporary directory)."""
+    return _ReplyReader(
+        spool=Spool(client.spool_dir),
+        max_envelope_bytes=client.max_envelope_bytes,
+        message_id=prepared.message_id,
+        check_relates_to=client.check_relates_to,
+    )
+
+
 def _identity(response: _ResponseHead) -> bool:
     return response.headers.get("content-encoding", "identity").strip().lower() in ("", "identity")
 
@@ -379,13 +398,8 @@ class SoapClient:
             message_id=message_id,
         )
         content = prepared.content if isinstance(prepared.content, bytes) else iter(prepared.content)
-        spool = Spool(self.spool_dir)
-        reader = _ReplyReader(
-            spool=spool,
-            max_envelope_bytes=self.max_envelope_bytes,
-            message_id=prepared.message_id,
-            check_relates_to=self.check_relates_to,
-        )
+        reader = _reply_reader(self, prepared)
+        spool = reader.spool
         try:
             with self._http.stream(
                 "POST", self.endpoint, content=content, headers=_request_headers(prepared)
@@ -488,13 +502,8 @@ class AsyncSoapClient(_AsyncClosing):
         )
         # File reads of an MTOM body run in worker threads (MtomPayload.__aiter__).
         content = prepared.content if isinstance(prepared.content, bytes) else prepared.content.__aiter__()
-        spool = Spool(self.spool_dir)
-        reader = _ReplyReader(
-            spool=spool,
-            max_envelope_bytes=self.max_envelope_bytes,
-            message_id=prepared.message_id,
-            check_relates_to=self.check_relates_to,
-        )
+        reader = _reply_reader(self, prepared)
+        spool = reader.spool
         try:
             async with self._http.stream(
                 "POST", self.endpoint, content=content, headers=_request_headers(prepared)
@@ -613,13 +622,8 @@ class LeanAsyncSoapClient(_AsyncClosing):
                 f"HTTP {response.status} reply with Content-Encoding {response.headers.get('content-encoding')!r}",
                 http_status=response.status,
             )
-        spool = Spool(self.spool_dir) if self.spool_dir is not None else Spool()
-        reader = _ReplyReader(
-            spool=spool,
-            max_envelope_bytes=self.max_envelope_bytes,
-            message_id=prepared.message_id,
-            check_relates_to=self.check_relates_to,
-        )
+        reader = _reply_reader(self, prepared)
+        spool = reader.spool
         try:
             reader.start(head)
             if reader.receiver is not None:
