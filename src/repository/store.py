@@ -94,6 +94,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from repository import schema as t
+from xds.db import sqlite_driver_sql
 from xds.durable import fsync_dir
 from xds.soap.attachments import Attachment
 
@@ -247,15 +248,13 @@ _INSERT_BLOB_IF_MISSING = {
 # parameter processing) on the path every ITI-41 takes; errors still arrive as SQLAlchemy
 # exceptions (IntegrityError for a uniqueId taken meanwhile). On SQLite the blob row needs no
 # lock of its own: the first statement takes the database's single write lock.
-_SQLITE_NAMED = sqlite.dialect(paramstyle="named")
-_SQLITE_INSERT_BLOB_IF_MISSING = str(
+_SQLITE_INSERT_BLOB_IF_MISSING = sqlite_driver_sql(
     sqlite.insert(t.blob)
     .values({c.name: bindparam(c.name) for c in t.blob.columns})
     .on_conflict_do_nothing(index_elements=["sha256"])
-    .compile(dialect=_SQLITE_NAMED)
 )
-_SQLITE_INSERT_DOCUMENT = str(
-    insert(_D).values({c.name: bindparam(c.name) for c in _D.columns if c.name != "id"}).compile(dialect=_SQLITE_NAMED)
+_SQLITE_INSERT_DOCUMENT = sqlite_driver_sql(
+    insert(_D).values({c.name: bindparam(c.name) for c in _D.columns if c.name != "id"})
 )
 _SQLITE_DOCUMENT_COLUMNS = ", ".join(c.name for c in _D.columns)
 

@@ -15,9 +15,11 @@ from typing import Any, Final, Literal
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.sql.expression import ClauseElement
 
-__all__ = ["PING_AFTER_IDLE_S", "make_engine", "sqlite_url", "upgrade"]
+__all__ = ["PING_AFTER_IDLE_S", "make_engine", "sqlite_driver_sql", "sqlite_url", "upgrade"]
 
 #: SQLite ``synchronous`` levels: NORMAL is durable at a WAL checkpoint (~0.4 ms per commit here,
 #: performance-anchors §1.4); FULL fsyncs the WAL at every commit.
@@ -29,6 +31,18 @@ Synchronous = Literal["NORMAL", "FULL"]
 # the failure it guards against (the server restarted, the connection dropped) follows idleness.
 PING_AFTER_IDLE_S = 1.0
 _CHECKED_IN: Final = "xds_checked_in"
+
+
+#: SQLite with sqlite3's named parameters (``:name``), for :func:`sqlite_driver_sql`.
+_SQLITE_NAMED: Final = sqlite.dialect(paramstyle="named")
+
+
+def sqlite_driver_sql(statement: ClauseElement) -> str:
+    """``statement`` as SQLite driver SQL with named parameters, compiled once by the caller and
+    run with ``Connection.exec_driver_sql``: on a hot path this skips SQLAlchemy's per-execution
+    work (cache key, compiled-cache look-up, parameter processing), while errors still arrive as
+    SQLAlchemy exceptions."""
+    return str(statement.compile(dialect=_SQLITE_NAMED))
 
 
 def sqlite_url(data_dir: Path, name: str) -> str:

@@ -28,9 +28,9 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from registry.store import schema as t
+from xds.db import sqlite_driver_sql
 from xds.metadata.model import Association, DocumentEntry, Folder, SubmissionSet
 from xds.vocabulary import NS_RIM, IdScheme, SlotName
 
@@ -266,12 +266,11 @@ def _is_sqlite(conn: Connection) -> bool:
 # (IntegrityError, DBAPIError with connection_invalidated) for DocumentRegistry._store. The
 # parameters are the ones the Core statements received; the one bind processor Core would
 # apply, LargeBinary wrapping ``xml`` in sqlite3.Binary, stores the same BLOB.
-_SQLITE_NAMED = sqlite_dialect.dialect(paramstyle="named")
 
 
 def _sqlite_insert(table: Table) -> str:
     columns = _columns(table)
-    return str(insert(table).values({c: bindparam(c) for c in columns}).compile(dialect=_SQLITE_NAMED))
+    return sqlite_driver_sql(insert(table).values({c: bindparam(c) for c in columns}))
 
 
 _SQLITE_INSERT_DOCUMENT = _sqlite_insert(t.document_entry)
