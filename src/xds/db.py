@@ -21,8 +21,9 @@ from sqlalchemy.sql.expression import ClauseElement
 
 __all__ = ["PING_AFTER_IDLE_S", "make_engine", "sqlite_driver_sql", "sqlite_url", "upgrade"]
 
-#: SQLite ``synchronous`` levels: NORMAL is durable at a WAL checkpoint (~0.4 ms per commit here,
-#: performance-anchors §1.4); FULL fsyncs the WAL at every commit.
+#: SQLite ``synchronous`` levels (WAL): FULL fsyncs the WAL at every commit, so a commit survives a
+#: power cut once it returns; NORMAL fsyncs only at checkpoints (~0.4 ms less per commit here,
+#: performance-anchors §1.4): a process crash loses nothing, a power cut may undo the last commits.
 Synchronous = Literal["NORMAL", "FULL"]
 
 # A pooled connection idle for longer than this is pinged before use; one used more recently is
