@@ -33,7 +33,8 @@ Whatever instant a crash hits, the registry and the store end up agreeing:
   ``committed`` (the file was renamed into place before ITI-42 was sent), no -> deleted;
 * after 4: nothing to do. The ``committed`` update is not even flushed to disk (see
   :meth:`DocumentStore.commit`): if a power cut undoes it, the rows are pending again and the
-  reconciler commits them, because the registry has them.
+  reconciler commits them, because the registry has them (a registry answers Success only once
+  its commit is durable: ours on PostgreSQL, and on SQLite at ``synchronous=FULL``).
 
 What this cannot settle: a registry that carries out an ITI-42 request after the repository gave
 up on it *and* after the grace period that follows (``pending_grace``, 300 s by default) has
