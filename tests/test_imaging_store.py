@@ -56,18 +56,6 @@ def test_migrations_build_exactly_the_declared_schema(imaging_db_url: str) -> No
     engine.dispose()
 
 
-def test_index_commits_are_on_disk_when_they_return(tmp_path: Path) -> None:
-    """The intake moves files out of incoming/ after the index commit; that is safe across a
-    power cut only with SQLite at synchronous=FULL (2), not NORMAL (1)."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'index.sqlite'}")
-    try:
-        with engine.connect() as conn:
-            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
-    finally:
-        engine.dispose()
-
-
 def test_instance_is_stored_byte_for_byte_and_indexed(store: DicomStore) -> None:
     spec = StudySpec(modalities=("CT", "MR"), instances_per_series=3)
     datasets = make_study(spec)

@@ -238,17 +238,3 @@ def test_sqlite_and_postgresql_store_the_same_rows_and_encodings(  # type: ignor
     assert sorted(row[3] for row in entries).count(Status.DEPRECATED) == 1
     assert all(row[0] == str(row[0]).lower() and row[6] == str(row[6]).lower() for row in entries)
     assert len(stored_pg["association"]) > len(entries)
-
-
-def test_registry_commits_are_on_disk_when_answered(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """The embedded registry answers ITI-42 only after its commit is on disk: its SQLite
-    connections run WAL with synchronous=FULL (2), not NORMAL (1), which a power cut can undo."""
-    from registry.store.db import make_engine, sqlite_url
-
-    engine = make_engine(sqlite_url(tmp_path))
-    try:
-        with engine.connect() as conn:
-            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
-    finally:
-        engine.dispose()

@@ -26,7 +26,7 @@ VERSION_TABLE: Final = "imaging_alembic_version"
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """An engine for the Edge Server index at ``url``."""
-    return db.make_engine(url, synchronous="FULL", echo=echo)
+    return db.make_engine(url, echo=echo)
 
 
 def upgrade(engine: Engine) -> None:

@@ -27,7 +27,7 @@ def sqlite_url(data_dir: Path, name: str = "repository.sqlite") -> str:
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """An engine for the repository index at ``url``."""
-    return db.make_engine(url, synchronous="FULL", echo=echo)
+    return db.make_engine(url, echo=echo)
 
 
 def upgrade(engine: Engine) -> None:

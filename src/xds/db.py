@@ -95,10 +95,11 @@ def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
 
 
 def make_engine(
-    url: str, *, synchronous: Synchronous = "NORMAL", sqlite_cache_kib: int | None = None, echo: bool = False
+    url: str, *, synchronous: Synchronous = "FULL", sqlite_cache_kib: int | None = None, echo: bool = False
 ) -> Engine:
-    """An engine for ``url``: SQLite with WAL, foreign keys and a busy timeout; PostgreSQL through
-    psycopg 3 (a bare ``postgresql://`` URL is taken to mean it) with a pool that pings a
+    """An engine for ``url``: SQLite with WAL (``synchronous`` FULL unless told otherwise: every
+    actor answers only after its commit is on disk), foreign keys and a busy timeout; PostgreSQL
+    through psycopg 3 (a bare ``postgresql://`` URL is taken to mean it) with a pool that pings a
     connection only after it sat idle."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":

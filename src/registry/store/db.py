@@ -30,7 +30,7 @@ def sqlite_url(data_dir: Path, name: str = "registry.sqlite") -> str:
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """An engine for the registry database at ``url``."""
-    return db.make_engine(url, synchronous="FULL", sqlite_cache_kib=65536, echo=echo)
+    return db.make_engine(url, sqlite_cache_kib=65536, echo=echo)
 
 
 def upgrade(engine: Engine) -> None:
